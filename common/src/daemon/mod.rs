@@ -1,0 +1,519 @@
+//! The runtime every daemon shares.
+//!
+//! A daemon's `main` is one call: [`run`] with the daemon's name and an async
+//! `init` that builds its driver. Everything else happens here, in this
+//! order:
+//!
+//! 1. parse libvirt's flags ([`Args`]); `-V` prints the version;
+//! 2. resolve paths ([`crate::paths`]) and load the config file
+//!    ([`crate::config`]); errors name the key and file, exit status 1;
+//! 3. take socket-activated fds (before any thread exists: it touches the
+//!    environment), then detach with `-d`;
+//! 4. start tokio, logging and tracing ([`logging`]);
+//! 5. lock the pid file, then bind the sockets that were not activated
+//!    (stale ones removed only under the lock: [`sockets`]);
+//! 6. run the daemon's `init` (sockets already listen, so clients that
+//!    connect meanwhile wait in the backlog instead of failing);
+//! 7. serve: per socket one tonic server over the same services, behind the
+//!    trace layer and the socket's access layer ([`acl`]); the service
+//!    sockets carry the daemon's services, the admin socket the admin
+//!    service; health and reflection answer everywhere;
+//! 8. notify systemd READY; then wait for SIGTERM/SIGINT (stop), SIGHUP or
+//!    admin Reload (reload), or the idle timeout;
+//! 9. stop: STOPPING, stop accepting, let in-flight calls finish (bounded),
+//!    the driver's shutdown hook, remove the sockets we bound, release the
+//!    pid file.
+
+pub mod acl;
+pub mod activation;
+pub mod admin;
+pub mod args;
+pub mod clients;
+pub mod logging;
+pub mod sockets;
+
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use clap::Parser;
+use futures::StreamExt;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tonic::service::Routes;
+use tonic::transport::Server;
+
+pub use self::args::Args;
+use self::clients::ClientRegistry;
+use crate::config::DaemonConfig;
+use crate::error::VirtError;
+use crate::paths::{Mode, Paths, SocketKind};
+
+/// How long in-flight calls may run after a stop was requested.
+pub const GRACEFUL_STOP: Duration = Duration::from_secs(10);
+
+/// What every daemon gives the runtime.
+pub trait Daemon: Send + Sync + 'static {
+    /// The daemon's gRPC services, served on its read-write and read-only
+    /// sockets (the access layer filters per method).
+    fn routes(&self) -> Routes;
+
+    /// Fully qualified names of those services, for the health service.
+    fn service_names(&self) -> Vec<&'static str>;
+
+    /// Whether the daemon has running objects (VMs, networks, pools). An
+    /// active daemon never exits on the idle timeout.
+    fn is_active(&self) -> bool {
+        false
+    }
+
+    /// Re-read definitions, as on SIGHUP or admin Reload.
+    fn reload(&self) -> impl Future<Output = Result<(), VirtError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Last words before exit (save state, release what is not meant to
+    /// outlive the daemon). Running VMs are never stopped here.
+    fn shutdown(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// What `init` gets to build its driver with.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The daemon's name (`virtqemud`).
+    pub name: &'static str,
+    /// Resolved paths.
+    pub paths: Paths,
+    /// The loaded config.
+    pub config: DaemonConfig,
+    /// Connected clients.
+    pub clients: ClientRegistry,
+    /// Becomes true when the daemon is stopping.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// A daemon's socket as it is served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServedSocket {
+    /// Its kind.
+    pub kind: SocketKind,
+    /// Its path (Unix) or address.
+    pub address: String,
+    /// Whether systemd handed it to us.
+    pub activated: bool,
+}
+
+/// Version string of the daemons and tools: the workspace version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs daemon `name`: see the module docs for the sequence.
+pub fn run<D, F, Fut>(name: &'static str, init: F) -> ExitCode
+where
+    D: Daemon,
+    F: FnOnce(Context) -> Fut,
+    Fut: Future<Output = Result<D, Box<dyn std::error::Error + Send + Sync>>>,
+{
+    let args = Args::parse();
+    if args.version {
+        println!("{name} (virt) {VERSION}");
+        return ExitCode::SUCCESS;
+    }
+    let mode = Mode::detect();
+    let paths = Paths::from_env(mode);
+    let (config_path, required) = match &args.config {
+        Some(p) => (p.clone(), true),
+        None => (paths.config_file(name), false),
+    };
+    let config = match DaemonConfig::load(name, &config_path, required) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{name}: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Before any thread exists: reads and clears LISTEN_* from the environment.
+    let activated = match activation::take_activated(name) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{name}: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.daemon {
+        if let Err(e) = nix::unistd::daemon(false, false) {
+            eprintln!("{name}: error: Failed to detach: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(name)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: error: Failed to start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let setup = Setup {
+        name,
+        args,
+        paths,
+        config,
+        config_path,
+        activated,
+    };
+    let result = rt.block_on(serve(setup, init));
+    // Dropping the runtime waits for blocking tasks; do it with a bound.
+    rt.shutdown_timeout(Duration::from_secs(2));
+    match result {
+        Ok(log) => {
+            log.shutdown();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("{name}: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Setup {
+    name: &'static str,
+    args: Args,
+    paths: Paths,
+    config: DaemonConfig,
+    config_path: PathBuf,
+    activated: Vec<activation::ActivatedSocket>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Sockets we bound ourselves are removed at exit; activated ones are systemd's.
+struct OwnedSockets(Vec<PathBuf>);
+
+impl Drop for OwnedSockets {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn listener_from_fd(fd: std::os::fd::OwnedFd) -> std::io::Result<UnixListener> {
+    let std_listener = std::os::unix::net::UnixListener::from(fd);
+    std_listener.set_nonblocking(true)?;
+    UnixListener::from_std(std_listener)
+}
+
+fn chown_group(path: &std::path::Path, group: &str) -> Result<(), BoxError> {
+    if group.is_empty() {
+        return Ok(());
+    }
+    let gid = match nix::unistd::Group::from_name(group)? {
+        Some(g) => g.gid,
+        None => match group.parse::<u32>() {
+            Ok(n) => nix::unistd::Gid::from_raw(n),
+            Err(_) => {
+                return Err(
+                    format!("Setting 'unix_sock_group': group '{group}' does not exist").into(),
+                );
+            }
+        },
+    };
+    nix::unistd::chown(path, None, Some(gid))?;
+    Ok(())
+}
+
+async fn serve<D, F, Fut>(setup: Setup, init: F) -> Result<logging::LogHandle, BoxError>
+where
+    D: Daemon,
+    F: FnOnce(Context) -> Fut,
+    Fut: Future<Output = Result<D, BoxError>>,
+{
+    let Setup {
+        name,
+        args,
+        paths,
+        config,
+        config_path,
+        activated,
+    } = setup;
+    let log = logging::init(
+        name,
+        args.verbose,
+        config.log_level,
+        &config.log_filters,
+        &config.log_outputs,
+    )?;
+    let started_at = SystemTime::now();
+
+    let pid_path = args
+        .pid_file
+        .clone()
+        .unwrap_or_else(|| paths.pid_file(name));
+    let pid_file = sockets::PidFile::acquire(name, &pid_path)?;
+
+    // === sockets ===
+    let sock_dir = if config.unix_sock_dir.is_empty() {
+        paths.run_dir.clone()
+    } else {
+        PathBuf::from(&config.unix_sock_dir)
+    };
+    let mut activated = activated;
+    let mut listeners: Vec<(SocketKind, UnixListener)> = Vec::new();
+    let mut served = Vec::new();
+    let mut owned = OwnedSockets(Vec::new());
+    for kind in [
+        SocketKind::ReadWrite,
+        SocketKind::ReadOnly,
+        SocketKind::Admin,
+    ] {
+        let path = {
+            let default = paths.socket(name, kind);
+            sock_dir.join(default.file_name().unwrap_or_default())
+        };
+        if let Some(pos) = activated.iter().position(|a| a.kind == kind) {
+            let a = activated.swap_remove(pos);
+            tracing::info!(socket = kind.as_str(), fd_name = %a.name, "using activated socket");
+            listeners.push((kind, listener_from_fd(a.fd)?));
+            served.push(ServedSocket {
+                kind,
+                address: path.display().to_string(),
+                activated: true,
+            });
+            continue;
+        }
+        let mode = match paths.mode {
+            Mode::System => config.socket_mode(kind),
+            Mode::Session => 0o600,
+        };
+        let std_listener = sockets::bind_unix(&path, mode)?;
+        owned.0.push(path.clone());
+        if paths.mode == Mode::System && kind != SocketKind::ReadOnly {
+            chown_group(&path, &config.unix_sock_group)?;
+        }
+        listeners.push((kind, UnixListener::from_std(std_listener)?));
+        served.push(ServedSocket {
+            kind,
+            address: path.display().to_string(),
+            activated: false,
+        });
+    }
+    // Any activated socket left is one this daemon does not serve on Unix
+    // (TCP/TLS are the proxy's business): hand them back through the context.
+    for a in &activated {
+        tracing::warn!(fd_name = %a.name, "ignoring activated socket this daemon does not serve");
+    }
+    let _ = std::fs::set_permissions(&sock_dir, std::fs::Permissions::from_mode(0o755));
+
+    // === driver ===
+    let clients = ClientRegistry::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ctx = Context {
+        name,
+        paths: paths.clone(),
+        config: config.clone(),
+        clients: clients.clone(),
+        stopping: stop_rx.clone(),
+    };
+    let daemon = Arc::new(init(ctx).await?);
+
+    // === services ===
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    for svc in daemon.service_names() {
+        health_reporter
+            .set_service_status(svc, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    health_reporter
+        .set_service_status(
+            "virt.admin.v1.AdminService",
+            tonic_health::ServingStatus::Serving,
+        )
+        .await;
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let (reload_tx, mut reload_rx) = mpsc::channel::<()>(4);
+    let daemon_for_probe = daemon.clone();
+    let admin_state = Arc::new(admin::AdminState {
+        name,
+        version: VERSION,
+        pid: std::process::id(),
+        started_at,
+        mode: paths.mode,
+        config_file: config_path.clone(),
+        sockets: served.clone(),
+        clients: clients.clone(),
+        log: log.clone(),
+        reload: reload_tx,
+        limits: std::sync::Mutex::new(admin::Limits::from_config(&config)),
+        active: Box::new(move || daemon_for_probe.is_active()),
+    });
+
+    let service_routes = daemon
+        .routes()
+        .add_service(health_service.clone())
+        .add_service(reflection.clone());
+    let admin_routes = Routes::new(admin::admin_service(admin_state.clone()))
+        .add_service(health_service)
+        .add_service(reflection);
+
+    let mut servers = tokio::task::JoinSet::new();
+    for (kind, listener) in listeners {
+        let routes = if kind == SocketKind::Admin {
+            admin_routes.clone()
+        } else {
+            service_routes.clone()
+        };
+        let (max_clients, max_requests) = if kind == SocketKind::Admin {
+            (config.admin_max_clients, config.admin_max_client_requests)
+        } else {
+            (config.max_clients, config.max_client_requests)
+        };
+        let clients = clients.clone();
+        let incoming = futures::stream::unfold(listener, move |listener| {
+            let clients = clients.clone();
+            async move {
+                loop {
+                    match listener.accept().await {
+                        Ok((stream, _)) => {
+                            let on_kind = clients.count_on(kind);
+                            if on_kind >= max_clients as usize {
+                                tracing::warn!(
+                                    socket = kind.as_str(),
+                                    max_clients,
+                                    "client limit reached, refusing connection"
+                                );
+                                drop(stream);
+                                continue;
+                            }
+                            let tracked = clients.track_unix(stream, kind);
+                            return Some((Ok::<_, std::io::Error>(tracked), listener));
+                        }
+                        Err(e) => {
+                            tracing::warn!(socket = kind.as_str(), "accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }
+        })
+        .boxed();
+        let mut stop = stop_rx.clone();
+        let server = Server::builder()
+            .concurrency_limit_per_connection(max_requests as usize)
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(crate::trace::TraceLayer::new(name))
+                    .layer(acl::AclLayer::new(kind)),
+            )
+            .add_routes(routes);
+        servers.spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            (
+                kind,
+                server
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await,
+            )
+        });
+    }
+
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    tracing::info!(
+        version = VERSION,
+        mode = paths.mode.as_str(),
+        run_dir = %paths.run_dir.display(),
+        "{name} ready"
+    );
+
+    // === main loop ===
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let timeout = args.timeout.filter(|t| *t > 0).map(Duration::from_secs);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+            _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            _ = sighup.recv() => reload(name, &config_path, &log, daemon.as_ref()).await,
+            Some(()) = reload_rx.recv() => reload(name, &config_path, &log, daemon.as_ref()).await,
+            Some(done) = servers.join_next() => {
+                match done {
+                    Ok((kind, Err(e))) => return Err(format!("{} socket server failed: {e}", kind.as_str()).into()),
+                    Ok((kind, Ok(()))) => return Err(format!("{} socket server ended unexpectedly", kind.as_str()).into()),
+                    Err(e) => return Err(format!("socket server task failed: {e}").into()),
+                }
+            }
+            _ = tick.tick() => {
+                if let Some(limit) = timeout {
+                    if daemon.is_active() {
+                        clients.touch();
+                    } else if clients.idle_for().is_some_and(|idle| idle >= limit) {
+                        tracing::info!(timeout_secs = limit.as_secs(), "idle timeout: stopping");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    // === stop ===
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(GRACEFUL_STOP, async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("in-flight calls did not finish within {GRACEFUL_STOP:?}; closing them");
+        servers.abort_all();
+    }
+    daemon.shutdown().await;
+    drop(owned);
+    drop(pid_file);
+    tracing::info!("{name} stopped");
+    Ok(log)
+}
+
+async fn reload<D: Daemon>(
+    name: &str,
+    config_path: &std::path::Path,
+    log: &logging::LogHandle,
+    daemon: &D,
+) {
+    tracing::info!("reloading");
+    match DaemonConfig::load(name, config_path, false) {
+        Ok(c) => {
+            if std::env::var_os("RUST_LOG").is_none() && !c.log_filters.is_empty() {
+                if let Err(e) = log.set_filters(&c.log_filters) {
+                    tracing::warn!("keeping log filters: {e}");
+                }
+            }
+            if let Err(e) = log.set_outputs(&c.log_outputs) {
+                tracing::warn!("keeping log outputs: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("keeping the current config: {e}"),
+    }
+    if let Err(e) = daemon.reload().await {
+        tracing::warn!("reload failed: {e}");
+    }
+}

@@ -1,0 +1,29 @@
+//! Shared ground of the virt daemons and tools.
+//!
+//! # Architecture
+//!
+//! Four daemons (virtqemud, virtstoraged, virtnetworkd, virtproxyd) each
+//! serve a gRPC API (crate `proto`) on their own Unix sockets. Every daemon
+//! has the same three layers: a thin **transport** (the tonic service, proto
+//! ⇄ driver types), a **driver** (plain Rust types, owns the objects), and
+//! **mechanisms** (QEMU processes and QMP, storage backends, bridges,
+//! dnsmasq and nftables). This crate holds what they share:
+//!
+//! - [`paths`]: system/session path layout, relocated by `VIRT_ROOT`;
+//! - [`config`]: daemon config files with libvirt's key names;
+//! - [`daemon`]: the runtime: flags, sockets, socket activation, access
+//!   control per socket, client registry, idle timeout, signals, admin
+//!   service, logging and OpenTelemetry;
+//! - [`error`]: libvirt-style error codes and the one mapping to
+//!   `tonic::Status`;
+//! - [`trace`]: trace context across gRPC hops;
+//! - [`client`]: connecting to a daemon's socket.
+
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod error;
+pub mod paths;
+pub mod trace;
+
+pub use error::{ErrorCode, ErrorDomain, Result, VirtError};

@@ -1,0 +1,115 @@
+//! Trace context across gRPC hops.
+//!
+//! Servers take the W3C `traceparent` header from each request and make the
+//! request's span a child of it ([`TraceLayer`]); clients put the current
+//! span's context into outgoing metadata ([`inject`], usable as a tonic
+//! interceptor). One trace then spans virtsh → virtproxyd → virtqemud →
+//! virtstoraged. Without OTel export configured the propagator is a no-op.
+
+use std::task::{Context, Poll};
+
+use opentelemetry::propagation::{Extractor, Injector};
+use tower::{Layer, Service};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+/// Adds the current span's trace context to a request's metadata. Use as a
+/// tonic interceptor: `Client::with_interceptor(channel, common::trace::inject)`.
+///
+/// # Errors
+/// Never; the signature is the interceptor's.
+#[allow(clippy::result_large_err)]
+pub fn inject<T>(mut req: tonic::Request<T>) -> Result<tonic::Request<T>, tonic::Status> {
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut MetadataInjector(req.metadata_mut()))
+    });
+    Ok(req)
+}
+
+/// Server layer: one span per request, child of the caller's trace.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TraceLayer {
+    service: &'static str,
+}
+
+impl TraceLayer {
+    /// For daemon `service`.
+    pub fn new(service: &'static str) -> TraceLayer {
+        TraceLayer { service }
+    }
+}
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = Traced<S>;
+
+    fn layer(&self, inner: S) -> Traced<S> {
+        Traced {
+            service: self.service,
+            inner,
+        }
+    }
+}
+
+/// See [`TraceLayer`].
+#[derive(Clone, Debug)]
+pub struct Traced<S> {
+    service: &'static str,
+    inner: S,
+}
+
+impl<S, B> Service<http::Request<B>> for Traced<S>
+where
+    S: Service<http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tracing::instrument::Instrumented<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let parent = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(req.headers()))
+        });
+        let path = req.uri().path();
+        let span = tracing::info_span!(
+            "grpc.request",
+            otel.name = path,
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.method = path,
+            daemon = self.service,
+        );
+        let _ = span.set_parent(parent);
+        self.inner.call(req).instrument(span)
+    }
+}

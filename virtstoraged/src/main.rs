@@ -1,0 +1,9 @@
+//! virtstoraged: the gRPC service on the shared daemon runtime. Wiring only.
+
+mod service;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    common::daemon::run("virtstoraged", |_ctx| async move { Ok(service::Daemon) })
+}
