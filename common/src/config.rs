@@ -161,7 +161,8 @@ pub struct DaemonConfig {
 }
 
 impl Default for DaemonConfig {
-    /// libvirt's defaults.
+    /// libvirt's defaults, except socket modes: 0600/0666/0600 (sockets
+    /// need no execute bit; libvirt writes 0700/0777/0700).
     fn default() -> Self {
         DaemonConfig {
             listen_tls: 1,
@@ -184,9 +185,9 @@ impl Default for DaemonConfig {
             tls_no_verify_certificate: 0,
             tls_priority: String::new(),
             unix_sock_group: String::new(),
-            unix_sock_ro_perms: "0777".into(),
-            unix_sock_rw_perms: "0700".into(),
-            unix_sock_admin_perms: "0700".into(),
+            unix_sock_ro_perms: "0666".into(),
+            unix_sock_rw_perms: "0600".into(),
+            unix_sock_admin_perms: "0600".into(),
             unix_sock_dir: String::new(),
             auth_unix_ro: "none".into(),
             auth_unix_rw: "none".into(),
@@ -556,9 +557,10 @@ keepalive_interval = -1
         // so count the fields via the Debug output instead.
         for key in known_keys() {
             let text = format!("{key} = 0");
-            match DaemonConfig::parse("virtproxyd", p(), &text) {
-                Err(ConfigError::UnknownKey { .. }) => panic!("{key} unknown"),
-                _ => {}
+            if let Err(ConfigError::UnknownKey { .. }) =
+                DaemonConfig::parse("virtproxyd", p(), &text)
+            {
+                panic!("{key} unknown");
             }
         }
         let debug = format!("{:?}", DaemonConfig::default());

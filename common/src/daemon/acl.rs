@@ -135,18 +135,18 @@ mod tests {
 
     #[test]
     fn matrix() {
-        use Access::*;
-        use SocketKind::*;
-        assert!(allowed(ReadWrite, ReadOnly));
-        assert!(allowed(ReadWrite, Access::ReadWrite));
-        assert!(!allowed(ReadWrite, Admin));
-        assert!(allowed(SocketKind::ReadOnly, Access::ReadOnly));
-        assert!(!allowed(SocketKind::ReadOnly, Access::ReadWrite));
-        assert!(!allowed(SocketKind::ReadOnly, Admin));
-        assert!(allowed(SocketKind::Admin, Access::Admin));
-        assert!(!allowed(SocketKind::Admin, Access::ReadOnly));
-        assert!(!allowed(SocketKind::Admin, Access::ReadWrite));
-        assert!(allowed(Tls, Access::ReadWrite));
+        use SocketKind as S;
+        use proto::Access as A;
+        assert!(allowed(S::ReadWrite, A::ReadOnly));
+        assert!(allowed(S::ReadWrite, A::ReadWrite));
+        assert!(!allowed(S::ReadWrite, A::Admin));
+        assert!(allowed(S::ReadOnly, A::ReadOnly));
+        assert!(!allowed(S::ReadOnly, A::ReadWrite));
+        assert!(!allowed(S::ReadOnly, A::Admin));
+        assert!(allowed(S::Admin, A::Admin));
+        assert!(!allowed(S::Admin, A::ReadOnly));
+        assert!(!allowed(S::Admin, A::ReadWrite));
+        assert!(allowed(S::Tls, A::ReadWrite));
     }
 
     #[test]

@@ -228,9 +228,9 @@ impl AdminService for Admin {
         let server = self.check_server(req.get_ref().server.as_deref())?;
         let admin = server == ADMIN_SERVER;
         let limits = if admin {
-            self.limits().admin.clone()
+            self.limits().admin
         } else {
-            self.limits().main.clone()
+            self.limits().main
         };
         let current = self
             .state
@@ -262,7 +262,7 @@ impl AdminService for Admin {
         } else {
             &mut all.main
         };
-        let mut next = cur.clone();
+        let mut next = *cur;
         macro_rules! take {
             ($($f:ident),*) => { $( if new.$f.is_some() { next.$f = new.$f; } )* };
         }
@@ -301,7 +301,7 @@ impl AdminService for Admin {
                 "max_clients must be at least 1".into(),
             ));
         }
-        *cur = next.clone();
+        *cur = next;
         Ok(Response::new(pb::SetServerLimitsResponse {
             limits: Some(next),
         }))

@@ -145,11 +145,11 @@ where
             return ExitCode::FAILURE;
         }
     };
-    if args.daemon {
-        if let Err(e) = nix::unistd::daemon(false, false) {
-            eprintln!("{name}: error: Failed to detach: {e}");
-            return ExitCode::FAILURE;
-        }
+    if args.daemon
+        && let Err(e) = nix::unistd::daemon(false, false)
+    {
+        eprintln!("{name}: error: Failed to detach: {e}");
+        return ExitCode::FAILURE;
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -502,10 +502,11 @@ async fn reload<D: Daemon>(
     tracing::info!("reloading");
     match DaemonConfig::load(name, config_path, false) {
         Ok(c) => {
-            if std::env::var_os("RUST_LOG").is_none() && !c.log_filters.is_empty() {
-                if let Err(e) = log.set_filters(&c.log_filters) {
-                    tracing::warn!("keeping log filters: {e}");
-                }
+            if std::env::var_os("RUST_LOG").is_none()
+                && !c.log_filters.is_empty()
+                && let Err(e) = log.set_filters(&c.log_filters)
+            {
+                tracing::warn!("keeping log filters: {e}");
             }
             if let Err(e) = log.set_outputs(&c.log_outputs) {
                 tracing::warn!("keeping log outputs: {e}");
