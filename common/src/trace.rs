@@ -113,3 +113,68 @@ where
         self.inner.call(req).instrument(span)
     }
 }
+
+/// Tracing for a client program (virtsh, tools): logs to stderr only when
+/// `RUST_LOG` asks, and OTLP export when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Keep the guard alive for the
+/// program's life; dropping it flushes the spans.
+pub fn init_client(service: &'static str) -> ClientTracing {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    // The program's own output stays clean: stderr logging only with
+    // RUST_LOG. Spans go to the exporter whatever RUST_LOG says.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    let provider = crate::daemon::logging::otel_provider(service);
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(service))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_filter(filter);
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    ClientTracing { provider }
+}
+
+/// See [`init_client`].
+#[derive(Debug)]
+pub struct ClientTracing {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl ClientTracing {
+    /// Whether spans are exported.
+    pub fn exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+}
+
+impl Drop for ClientTracing {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            let _ = p.shutdown();
+        }
+    }
+}
+
+/// The interceptor type of [`TracedChannel`].
+pub type InjectFn = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+
+/// A channel whose every call carries the caller's trace context.
+pub type TracedChannel =
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, InjectFn>;
+
+/// Wraps `channel` so that each call carries the current span's trace
+/// context: `DomainServiceClient::new(common::trace::traced(channel))`.
+pub fn traced(channel: tonic::transport::Channel) -> TracedChannel {
+    tonic::service::interceptor::InterceptedService::new(channel, inject::<()> as InjectFn)
+}

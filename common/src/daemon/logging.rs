@@ -271,7 +271,7 @@ impl SpanExporter for OwnRuntimeExporter {
     }
 }
 
-fn otel_provider(service: &str) -> Option<SdkTracerProvider> {
+pub(crate) fn otel_provider(service: &str) -> Option<SdkTracerProvider> {
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
         .ok()
         .filter(|v| !v.is_empty())?;

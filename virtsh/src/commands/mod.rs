@@ -1,0 +1,14 @@
+//! The commands, one module per virsh group.
+//!
+//! Each module exposes `pub const COMMANDS: &[CommandDef]`; [`TABLE`] lists
+//! them all. To add a command, add a [`CommandDef`](crate::cli::CommandDef)
+//! to its module's `COMMANDS` (or a new module's, then list it in
+//! [`TABLE`]).
+
+pub mod host;
+pub mod virsh;
+
+use crate::cli::CommandTable;
+
+/// Every command virtsh knows.
+pub static TABLE: CommandTable = CommandTable::new(&[host::COMMANDS, virsh::COMMANDS]);
