@@ -25,5 +25,6 @@ pub mod daemon;
 pub mod error;
 pub mod paths;
 pub mod trace;
+pub mod xml;
 
 pub use error::{ErrorCode, ErrorDomain, Result, VirtError};

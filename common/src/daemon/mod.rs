@@ -9,7 +9,8 @@
 //!    ([`crate::config`]); errors name the key and file, exit status 1;
 //! 3. take socket-activated fds (before any thread exists: it touches the
 //!    environment), then detach with `-d`;
-//! 4. start tokio, logging and tracing ([`logging`]);
+//! 4. start tokio, logging and tracing ([`logging`]); take SIGTERM, SIGINT
+//!    and SIGHUP (handled from step 8 on, never the default action);
 //! 5. lock the pid file, then bind the sockets that were not activated
 //!    (stale ones removed only under the lock: [`sockets`]);
 //! 6. run the daemon's `init` (sockets already listen, so clients that
@@ -255,6 +256,13 @@ where
         &config.log_outputs,
     )?;
     let started_at = SystemTime::now();
+    // Take the signals before anything is reachable: a SIGTERM that comes
+    // as soon as the sockets answer must stop the daemon cleanly, not kill
+    // it with the default action (leaving sockets and pid file behind).
+    // Signals that arrive before the main loop wait here until it runs.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
 
     let pid_path = args
         .pid_file
@@ -379,20 +387,42 @@ where
         } else {
             service_routes.clone()
         };
-        let (max_clients, max_requests) = if kind == SocketKind::Admin {
-            (config.admin_max_clients, config.admin_max_client_requests)
+        let max_requests = if kind == SocketKind::Admin {
+            config.admin_max_client_requests
         } else {
-            (config.max_clients, config.max_client_requests)
+            config.max_client_requests
         };
         let clients = clients.clone();
+        let state = admin_state.clone();
         let incoming = futures::stream::unfold(listener, move |listener| {
             let clients = clients.clone();
+            let state = state.clone();
             async move {
                 loop {
                     match listener.accept().await {
                         Ok((stream, _)) => {
-                            let on_kind = clients.count_on(kind);
-                            if on_kind >= max_clients as usize {
+                            // max_clients is per server, as in libvirt: the
+                            // rw and ro sockets share the main server's
+                            // limit, and SetServerLimits changes it live.
+                            let admin_socket = kind == SocketKind::Admin;
+                            let max_clients = {
+                                let limits = state
+                                    .limits
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                                let l = if admin_socket {
+                                    &limits.admin
+                                } else {
+                                    &limits.main
+                                };
+                                l.max_clients.unwrap_or(u32::MAX)
+                            };
+                            let on_server = clients
+                                .list()
+                                .iter()
+                                .filter(|c| (c.socket == SocketKind::Admin) == admin_socket)
+                                .count();
+                            if on_server >= max_clients as usize {
                                 tracing::warn!(
                                     socket = kind.as_str(),
                                     max_clients,
@@ -444,9 +474,6 @@ where
     );
 
     // === main loop ===
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     let timeout = args.timeout.filter(|t| *t > 0).map(Duration::from_secs);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
