@@ -17,13 +17,18 @@
 //! - [`error`]: libvirt-style error codes and the one mapping to
 //!   `tonic::Status`;
 //! - [`trace`]: trace context across gRPC hops;
-//! - [`client`]: connecting to a daemon's socket.
+//! - [`client`]: connecting to a daemon's socket;
+//! - [`xml`]: the XML tree, canonical writer and path-naming errors that
+//!   the models [`domain`], [`network`] and [`storage`] are built on.
 
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod domain;
 pub mod error;
+pub mod network;
 pub mod paths;
+pub mod storage;
 pub mod trace;
 pub mod xml;
 

@@ -1,0 +1,1 @@
+//! Domain XML (`<domain>`): model, parse → post-parse (driver hooks) → validate → format.

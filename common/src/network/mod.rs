@@ -1,0 +1,1 @@
+//! Virtual network XML (`<network>`): model, parse → post-parse → validate → format.

@@ -1,0 +1,1 @@
+//! Storage pool (`<pool>`) and volume (`<volume>`) XML: models, parse → post-parse → validate → format.
