@@ -35,7 +35,8 @@ impl Limits {
         Limits {
             main: pb::ServerLimits {
                 max_clients: Some(c.max_clients),
-                max_anonymous_clients: Some(c.max_anonymous_clients),
+                // libvirt keeps the unauthenticated limit within the overall one.
+                max_anonymous_clients: Some(c.max_anonymous_clients.min(c.max_clients)),
                 max_client_requests: Some(c.max_client_requests),
                 min_workers: Some(c.min_workers),
                 max_workers: Some(c.max_workers),
@@ -256,6 +257,14 @@ impl AdminService for Admin {
         let req = req.into_inner();
         let server = self.check_server(req.server.as_deref())?;
         let new = req.limits.unwrap_or_default();
+        // Calls per connection are fixed when a connection's server is
+        // built; say so instead of reporting a change that has no effect.
+        if new.max_client_requests.is_some() {
+            return Err(err(
+                ErrorCode::OperationUnsupported,
+                "max_client_requests can only be changed in the config file (takes effect at restart)".into(),
+            ));
+        }
         let mut all = self.limits();
         let cur = if server == ADMIN_SERVER {
             &mut all.admin
@@ -269,7 +278,6 @@ impl AdminService for Admin {
         take!(
             max_clients,
             max_anonymous_clients,
-            max_client_requests,
             min_workers,
             max_workers,
             prio_workers
