@@ -25,7 +25,7 @@ mod tree;
 
 pub use error::{XmlError, XmlErrorKind};
 pub use node::{Node, NodeBuf, parse_uint};
-pub use tree::{Child, Element, escape, parse};
+pub use tree::{Child, Element, MAX_DEPTH, escape, escape_into, parse};
 
 /// Flags for parsing a definition, as libvirt's `VIR_DOMAIN_DEF_PARSE_*`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

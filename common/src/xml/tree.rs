@@ -278,6 +278,10 @@ fn push_text(stack: &mut [Element], text: &str) {
     }
 }
 
+/// The deepest nesting accepted, as libxml2's default limit: models recurse
+/// over the tree, so hostile input must not reach them unbounded.
+pub const MAX_DEPTH: usize = 256;
+
 /// Parses a document into its root element.
 ///
 /// # Errors
@@ -295,6 +299,9 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
             Event::Start(e) => {
                 if root.is_some() && stack.is_empty() {
                     return Err(syntax("extra content at the end of the document"));
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(syntax(format!("excessive depth in document: {MAX_DEPTH}")));
                 }
                 stack.push(start(&e)?);
             }
@@ -408,6 +415,14 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should fail");
         }
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
+        assert!(parse(&deep).is_err());
+        let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]
