@@ -813,3 +813,4 @@ impl Stack {
         }
     }
 }
+pub mod guest;

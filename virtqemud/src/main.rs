@@ -3,6 +3,7 @@
 
 mod caps;
 mod driver;
+mod monitor;
 mod service;
 
 use std::process::ExitCode;
