@@ -813,4 +813,5 @@ impl Stack {
         }
     }
 }
+pub mod conformance;
 pub mod guest;
