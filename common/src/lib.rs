@@ -16,6 +16,10 @@
 //!   service, logging and OpenTelemetry;
 //! - [`error`]: libvirt-style error codes and the one mapping to
 //!   `tonic::Status`;
+//! - [`objlist`]: objects by UUID, name and id (libvirt's `virDomainObjList`),
+//!   shared by domains, networks and pools;
+//! - [`events`]: the numbered event bus with replay and resume;
+//! - [`fsutil`]: crash-safe writes of definition files;
 //! - [`trace`]: trace context across gRPC hops;
 //! - [`client`]: connecting to a daemon's socket;
 //! - [`xml`]: the XML tree, canonical writer and path-naming errors that
@@ -26,7 +30,10 @@ pub mod config;
 pub mod daemon;
 pub mod domain;
 pub mod error;
+pub mod events;
+pub mod fsutil;
 pub mod network;
+pub mod objlist;
 pub mod paths;
 pub mod storage;
 pub mod trace;

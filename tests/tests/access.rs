@@ -97,9 +97,9 @@ async fn read_only_socket_passes_read_only_calls() {
     assert!(node.cpus >= 1 && node.memory_kib > 0, "{node:?}");
 
     let s = ro
-        .lookup_domain(dom::LookupDomainRequest::default())
+        .get_capabilities(dom::GetCapabilitiesRequest {})
         .await
-        .expect_err("LookupDomain is not filled yet");
+        .expect_err("GetCapabilities is not filled yet");
     assert_eq!(s.code(), Code::Unimplemented, "{s:?}");
 }
 
@@ -110,13 +110,13 @@ async fn unfilled_rpc_is_unimplemented_with_no_support_detail() {
     let s = qemud
         .domain(SocketKind::ReadWrite)
         .await
-        .define_xml(dom::DefineXmlRequest::default())
+        .start(dom::StartRequest::default())
         .await
-        .expect_err("DefineXml is not filled yet");
+        .expect_err("Start is not filled yet");
     assert_eq!(s.code(), Code::Unimplemented);
     assert_eq!(
         s.message(),
-        "this function is not supported by the connection driver: virt.domain.v1.DomainService/DefineXml"
+        "this function is not supported by the connection driver: virt.domain.v1.DomainService/Start"
     );
     let d = status_detail(&s).expect("detail decodes");
     assert_eq!((d.code, d.code_name.as_str()), (3, "NO_SUPPORT"));

@@ -1,16 +1,28 @@
 //! Transport: `virt.domain.v1.DomainService` over the driver. Converts
-//! proto to driver types and back, nothing else. RPCs a later change fills
-//! keep the generated stub (UNIMPLEMENTED naming the method).
+//! proto to driver types and back, nothing else, except the one check
+//! that depends on the caller: `secure` XML on a read-only socket. RPCs a
+//! later change fills keep the generated stub (UNIMPLEMENTED naming the
+//! method).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::UNIX_EPOCH;
 
 use common::daemon::Daemon;
+use common::daemon::clients::ClientInfo;
+use common::events::Item;
+use common::objlist::{ObjRef, format_uuid, parse_uuid};
+use common::xml::FormatFlags;
+use common::{ErrorCode, ErrorDomain, VirtError};
+use futures::Stream;
 use proto::domain::v1 as pb;
 use proto::domain::v1::domain_service_server::{DomainService, DomainServiceServer};
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
-use crate::driver::QemuDriver;
+use crate::domain_event::{DomainEvent, EventBody};
+use crate::domain_obj::{DomainIdent, DomainState};
+use crate::driver::{DomainSummary, ListFilter, QemuDriver};
 
 /// The daemon: its driver behind the gRPC service.
 #[derive(Clone, Debug)]
@@ -24,6 +36,16 @@ impl Qemud {
             driver: Arc::new(driver),
         }
     }
+
+    /// Ends event streams once `stopping` turns true, so that the graceful
+    /// stop does not wait for watchers.
+    pub fn close_events_on(&self, mut stopping: tokio::sync::watch::Receiver<bool>) {
+        let driver = self.driver.clone();
+        tokio::spawn(async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            driver.close_events();
+        });
+    }
 }
 
 impl Daemon for Qemud {
@@ -34,7 +56,168 @@ impl Daemon for Qemud {
     fn service_names(&self) -> Vec<&'static str> {
         vec!["virt.domain.v1.DomainService"]
     }
+
+    fn is_active(&self) -> bool {
+        self.driver.any_active()
+    }
+
+    async fn reload(&self) -> Result<(), VirtError> {
+        self.driver.load_definitions();
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        self.driver.close_events();
+    }
 }
+
+// === conversions ===
+
+fn invalid_arg(msg: impl Into<String>) -> Status {
+    VirtError::new(
+        ErrorCode::InvalidArg,
+        ErrorDomain::Qemu,
+        format!("invalid argument: {}", msg.into()),
+    )
+    .to_status()
+}
+
+fn obj_ref(r: Option<&pb::DomainRef>) -> Result<ObjRef, Status> {
+    match r.and_then(|r| r.by.as_ref()) {
+        None => Err(invalid_arg("domain must be set (name, uuid or id)")),
+        Some(pb::domain_ref::By::Name(n)) => Ok(ObjRef::Name(n.clone())),
+        Some(pb::domain_ref::By::Uuid(u)) => parse_uuid(u).map(ObjRef::Uuid).ok_or_else(|| {
+            invalid_arg(format!(
+                "uuidstr in virDomainLookupByUUIDString must be a valid UUID, not '{u}'"
+            ))
+        }),
+        Some(pb::domain_ref::By::Id(i)) => Ok(ObjRef::Id(*i)),
+    }
+}
+
+fn domain_msg(d: &DomainIdent) -> pb::Domain {
+    pb::Domain {
+        name: d.name.clone(),
+        uuid: format_uuid(&d.uuid),
+        id: d.id.unwrap_or(-1),
+    }
+}
+
+fn state_msg(s: DomainState) -> i32 {
+    pb::DomainState::try_from(s.number()).map_or(0, |s| s as i32)
+}
+
+fn summary_msg(s: &DomainSummary) -> pb::DomainSummary {
+    pb::DomainSummary {
+        domain: Some(domain_msg(&s.ident)),
+        state: state_msg(s.state),
+        reason: s.reason,
+        persistent: s.persistent,
+        autostart: s.autostart,
+        has_managed_save: s.has_managed_save,
+        title: s.title.clone(),
+    }
+}
+
+fn list_filter(f: Option<&pb::DomainListFilter>) -> ListFilter {
+    let Some(f) = f else {
+        return ListFilter::default();
+    };
+    ListFilter {
+        active: f.active,
+        persistent: f.persistent,
+        autostart: f.autostart,
+        managed_save: f.managed_save,
+        has_snapshot: f.has_snapshot,
+        has_checkpoint: f.has_checkpoint,
+        states: f
+            .states
+            .iter()
+            .filter_map(|s| DomainState::from_number(*s))
+            .collect(),
+    }
+}
+
+fn event_msg(seq: u64, time: std::time::SystemTime, ev: &DomainEvent) -> pb::DomainEvent {
+    use pb::domain_event::Event;
+    let event = match &ev.body {
+        EventBody::Lifecycle { event, detail } => Event::Lifecycle(pb::domain_event::Lifecycle {
+            event: *event as i32,
+            detail: *detail,
+        }),
+        EventBody::Reboot => Event::Reboot(pb::domain_event::Reboot {}),
+        EventBody::DeviceAdded { alias } => Event::DeviceAdded(pb::domain_event::DeviceAdded {
+            alias: alias.clone(),
+        }),
+        EventBody::DeviceRemoved { alias } => {
+            Event::DeviceRemoved(pb::domain_event::DeviceRemoved {
+                alias: alias.clone(),
+            })
+        }
+        EventBody::DeviceRemovalFailed { alias } => {
+            Event::DeviceRemovalFailed(pb::domain_event::DeviceRemovalFailed {
+                alias: alias.clone(),
+            })
+        }
+    };
+    pb::DomainEvent {
+        seq,
+        time: Some(timestamp(time)),
+        domain: Some(domain_msg(&ev.domain)),
+        event: Some(event),
+    }
+}
+
+fn timestamp(t: std::time::SystemTime) -> prost_types::Timestamp {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+fn lost_msg(first_available: u64) -> pb::DomainEvent {
+    pb::DomainEvent {
+        seq: first_available.saturating_sub(1),
+        time: Some(timestamp(std::time::SystemTime::now())),
+        domain: None,
+        event: Some(pb::domain_event::Event::EventsLost(
+            pb::domain_event::EventsLost {
+                first_available_seq: first_available,
+            },
+        )),
+    }
+}
+
+/// Which events a watch shows.
+#[derive(Debug)]
+struct WatchFilter {
+    domain: Option<ObjRef>,
+    kinds: Vec<i32>,
+}
+
+impl WatchFilter {
+    fn matches(&self, ev: &DomainEvent) -> bool {
+        let domain_ok = match &self.domain {
+            None => true,
+            Some(ObjRef::Name(n)) => ev.domain.name == *n,
+            Some(ObjRef::Uuid(u)) => ev.domain.uuid == *u,
+            Some(ObjRef::Id(i)) => ev.domain.id == Some(*i),
+        };
+        domain_ok && (self.kinds.is_empty() || self.kinds.contains(&ev.body.kind_number()))
+    }
+}
+
+/// Whether the caller came in on a read-only socket (or from nowhere we
+/// know, which gets no more than read-only).
+fn readonly<T>(req: &Request<T>) -> bool {
+    req.extensions()
+        .get::<ClientInfo>()
+        .is_none_or(ClientInfo::readonly)
+}
+
+/// The generated service's stream type (`tonic::codegen::BoxStream`).
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::DomainEvent, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl DomainService for Qemud {
@@ -77,5 +260,155 @@ impl DomainService for Qemud {
             cores: n.cores,
             threads: n.threads,
         }))
+    }
+
+    async fn define_xml(
+        &self,
+        req: Request<pb::DefineXmlRequest>,
+    ) -> Result<Response<pb::DefineXmlResponse>, Status> {
+        let req = req.into_inner();
+        let d = self.driver.define_xml(&req.xml, req.validate).await?;
+        Ok(Response::new(pb::DefineXmlResponse {
+            domain: Some(domain_msg(&d)),
+        }))
+    }
+
+    async fn undefine(
+        &self,
+        req: Request<pb::UndefineRequest>,
+    ) -> Result<Response<pb::UndefineResponse>, Status> {
+        // No managed save, snapshot, checkpoint, NVRAM or TPM state exists
+        // yet, so the flags that remove or keep them change nothing.
+        let r = obj_ref(req.get_ref().domain.as_ref())?;
+        self.driver.undefine(&r).await?;
+        Ok(Response::new(pb::UndefineResponse {}))
+    }
+
+    async fn lookup_domain(
+        &self,
+        req: Request<pb::LookupDomainRequest>,
+    ) -> Result<Response<pb::LookupDomainResponse>, Status> {
+        let r = obj_ref(req.get_ref().domain.as_ref())?;
+        let d = self.driver.lookup(&r)?;
+        Ok(Response::new(pb::LookupDomainResponse {
+            domain: Some(domain_msg(&d)),
+        }))
+    }
+
+    async fn list_all_domains(
+        &self,
+        req: Request<pb::ListAllDomainsRequest>,
+    ) -> Result<Response<pb::ListAllDomainsResponse>, Status> {
+        let filter = list_filter(req.get_ref().filter.as_ref());
+        let domains = self
+            .driver
+            .list_all(&filter)
+            .iter()
+            .map(summary_msg)
+            .collect();
+        Ok(Response::new(pb::ListAllDomainsResponse { domains }))
+    }
+
+    async fn get_xml(
+        &self,
+        req: Request<pb::GetXmlRequest>,
+    ) -> Result<Response<pb::GetXmlResponse>, Status> {
+        if req.get_ref().secure && readonly(&req) {
+            return Err(VirtError::new(
+                ErrorCode::OperationDenied,
+                ErrorDomain::Qemu,
+                "operation forbidden: virDomainGetXMLDesc with secure flag",
+            )
+            .into());
+        }
+        let req = req.into_inner();
+        let r = obj_ref(req.domain.as_ref())?;
+        let flags = FormatFlags {
+            inactive: req.inactive,
+            secure: req.secure,
+            migratable: req.migratable,
+        };
+        Ok(Response::new(pb::GetXmlResponse {
+            xml: self.driver.get_xml(&r, flags)?,
+        }))
+    }
+
+    async fn get_state(
+        &self,
+        req: Request<pb::GetStateRequest>,
+    ) -> Result<Response<pb::GetStateResponse>, Status> {
+        let r = obj_ref(req.get_ref().domain.as_ref())?;
+        let (state, reason) = self.driver.get_state(&r)?;
+        Ok(Response::new(pb::GetStateResponse {
+            state: state_msg(state),
+            reason,
+        }))
+    }
+
+    async fn get_info(
+        &self,
+        req: Request<pb::GetInfoRequest>,
+    ) -> Result<Response<pb::GetInfoResponse>, Status> {
+        let r = obj_ref(req.get_ref().domain.as_ref())?;
+        let i = self.driver.get_info(&r)?;
+        Ok(Response::new(pb::GetInfoResponse {
+            state: state_msg(i.state),
+            max_mem_kib: i.max_mem_kib,
+            memory_kib: i.memory_kib,
+            nr_virt_cpu: i.nr_virt_cpu,
+            cpu_time_ns: i.cpu_time_ns,
+        }))
+    }
+
+    async fn set_autostart(
+        &self,
+        req: Request<pb::SetAutostartRequest>,
+    ) -> Result<Response<pb::SetAutostartResponse>, Status> {
+        let r = obj_ref(req.get_ref().domain.as_ref())?;
+        self.driver
+            .set_autostart(&r, req.get_ref().autostart)
+            .await?;
+        Ok(Response::new(pb::SetAutostartResponse {}))
+    }
+
+    async fn get_autostart(
+        &self,
+        req: Request<pb::GetAutostartRequest>,
+    ) -> Result<Response<pb::GetAutostartResponse>, Status> {
+        let r = obj_ref(req.get_ref().domain.as_ref())?;
+        Ok(Response::new(pb::GetAutostartResponse {
+            autostart: self.driver.get_autostart(&r)?,
+        }))
+    }
+
+    async fn watch_events(
+        &self,
+        req: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let req = req.into_inner();
+        let domain = match &req.domain {
+            Some(d) if d.by.is_some() => Some(obj_ref(Some(d))?),
+            _ => None,
+        };
+        let filter = WatchFilter {
+            domain,
+            kinds: req.kinds,
+        };
+        let sub = self.driver.watch(req.resume_after_seq);
+        let stream = futures::stream::unfold((sub, filter), |(mut sub, filter)| async move {
+            loop {
+                match sub.next().await? {
+                    Item::Lost { first_available } => {
+                        return Some((Ok(lost_msg(first_available)), (sub, filter)));
+                    }
+                    Item::Event(e) if filter.matches(&e.payload) => {
+                        let msg = event_msg(e.seq, e.time, &e.payload);
+                        return Some((Ok(msg), (sub, filter)));
+                    }
+                    Item::Event(_) => {}
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }

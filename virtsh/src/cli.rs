@@ -32,6 +32,8 @@ pub enum Group {
     Domain,
     /// "Domain Monitoring", keyword `monitor`.
     Monitor,
+    /// "Domain Events", keyword `events`.
+    Events,
     /// "Host and Hypervisor", keyword `host`.
     Host,
     /// "Networking", keyword `network`.
@@ -46,9 +48,10 @@ pub enum Group {
 
 impl Group {
     /// Every group, in listing order.
-    pub const ALL: [Group; 7] = [
+    pub const ALL: [Group; 8] = [
         Group::Domain,
         Group::Monitor,
+        Group::Events,
         Group::Host,
         Group::Network,
         Group::Pool,
@@ -61,6 +64,7 @@ impl Group {
         match self {
             Group::Domain => "Domain Management",
             Group::Monitor => "Domain Monitoring",
+            Group::Events => "Domain Events",
             Group::Host => "Host and Hypervisor",
             Group::Network => "Networking",
             Group::Pool => "Storage Pool",
@@ -74,6 +78,7 @@ impl Group {
         match self {
             Group::Domain => "domain",
             Group::Monitor => "monitor",
+            Group::Events => "events",
             Group::Host => "host",
             Group::Network => "network",
             Group::Pool => "pool",

@@ -23,6 +23,19 @@ pub enum Error {
     /// A failed RPC; printed with [`status_message`].
     #[error("{}", status_message(.0))]
     Rpc(Box<Status>),
+    /// virsh's own line, then the error that caused it (if any), as
+    /// `error: failed to get domain 'x'` + `error: Domain not found: ...`.
+    #[error("{msg}")]
+    Context {
+        /// The command's line.
+        msg: String,
+        /// What the daemon (or the system) said.
+        cause: Option<Box<Error>>,
+    },
+    /// The command failed with nothing more to say (virsh's `event` that
+    /// timed out without events): no `error:` line, exit status 1.
+    #[error("")]
+    Silent,
 }
 
 impl Error {
@@ -31,10 +44,26 @@ impl Error {
         Error::Message(message.into())
     }
 
+    /// `msg`, followed by `cause`'s lines.
+    pub fn context(msg: impl Into<String>, cause: Option<Error>) -> Error {
+        Error::Context {
+            msg: msg.into(),
+            cause: cause.map(Box::new),
+        }
+    }
+
     /// The lines to print, each to be prefixed with `error: `.
     pub fn lines(&self) -> Vec<String> {
         match self {
             Error::Connect(cause) => vec![self.to_string(), cause.to_string()],
+            Error::Context { msg, cause } => {
+                let mut v = vec![msg.clone()];
+                if let Some(c) = cause {
+                    v.extend(c.lines());
+                }
+                v
+            }
+            Error::Silent => Vec::new(),
             _ => vec![self.to_string()],
         }
     }
@@ -43,13 +72,18 @@ impl Error {
     /// than an error the daemon returned), so its channel should be dialed
     /// again.
     pub fn is_disconnect(&self) -> bool {
-        matches!(self, Error::Rpc(s) if s.code() == Code::Unavailable && error_detail(s).is_none())
+        match self {
+            Error::Rpc(s) => s.code() == Code::Unavailable && error_detail(s).is_none(),
+            Error::Context { cause: Some(c), .. } => c.is_disconnect(),
+            _ => false,
+        }
     }
 
     /// The libvirt error detail of a failed RPC, if the daemon sent one.
     pub fn detail(&self) -> Option<ErrorDetail> {
         match self {
             Error::Rpc(status) => error_detail(status),
+            Error::Context { cause: Some(c), .. } => c.detail(),
             _ => None,
         }
     }
@@ -128,6 +162,25 @@ mod tests {
             vec!["Domain not found: no domain with matching name 'x'"]
         );
         assert_eq!(e.detail().map(|d| d.code), Some(42));
+    }
+
+    #[test]
+    fn context_lines_come_first() {
+        let cause = Error::from(Status::not_found(
+            "Domain not found: no domain with matching name 'x'",
+        ));
+        let e = Error::context("failed to get domain 'x'", Some(cause));
+        assert_eq!(
+            e.lines(),
+            vec![
+                "failed to get domain 'x'",
+                "Domain not found: no domain with matching name 'x'"
+            ]
+        );
+        assert_eq!(Error::context("only", None).lines(), vec!["only"]);
+        assert!(Error::Silent.lines().is_empty());
+        let gone = Error::context("x", Some(Error::from(Status::unavailable("reset"))));
+        assert!(gone.is_disconnect());
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | [`ctl`]         | run state (settings, connection, output), the command loop  |
 //! | [`shell`]       | line tokenizer (quotes, `;`) and the interactive shell      |
 //! | [`commands`]    | the commands, one module per virsh group                    |
+//! | [`table`]       | virsh's column tables (`list`)                              |
 //! | [`error`]       | errors, `error: ...` lines, gRPC status → message mapping   |
 //!
 //! # Adding a command
@@ -31,6 +32,7 @@ pub mod ctl;
 pub mod error;
 pub mod globals;
 pub mod shell;
+pub mod table;
 pub mod uri;
 
 use std::io::Write as _;

@@ -5,10 +5,19 @@
 //! to its module's `COMMANDS` (or a new module's, then list it in
 //! [`TABLE`]).
 
+pub mod domain;
+pub mod events;
 pub mod host;
+pub mod monitor;
 pub mod virsh;
 
 use crate::cli::CommandTable;
 
 /// Every command virtsh knows.
-pub static TABLE: CommandTable = CommandTable::new(&[host::COMMANDS, virsh::COMMANDS]);
+pub static TABLE: CommandTable = CommandTable::new(&[
+    domain::COMMANDS,
+    monitor::COMMANDS,
+    events::COMMANDS,
+    host::COMMANDS,
+    virsh::COMMANDS,
+]);
