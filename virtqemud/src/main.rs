@@ -1,16 +1,9 @@
 //! virtqemud: domains on QEMU. Wiring only: the runtime is
 //! `common::daemon`, the transport `service`, the driver `driver`.
 
-mod caps;
-mod domain_event;
-mod domain_obj;
-mod driver;
-mod hooks;
-mod monitor;
-mod persist;
-mod service;
-
 use std::process::ExitCode;
+
+use virtqemud::{driver, service};
 
 fn main() -> ExitCode {
     common::daemon::run("virtqemud", |ctx| async move {
