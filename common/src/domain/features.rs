@@ -464,9 +464,8 @@ pub(crate) fn format(ft: &Features) -> Option<Element> {
     flag(&mut e, "viridian", ft.viridian);
     flag(&mut e, "privnet", ft.privnet);
     if let Some(hv) = &ft.hyperv {
-        let mut h = Element::new("hyperv")
-            .with_attr("mode", hv.mode.unwrap_or(HypervMode::Custom))
-            .with_attr(super::format::FORCE_OPEN, "");
+        let mut h =
+            Element::open("hyperv").with_attr("mode", hv.mode.unwrap_or(HypervMode::Custom));
         for (i, name) in HYPERV_FEATURES.iter().enumerate() {
             let Some(on) = hv.states[i] else { continue };
             let mut c = state_el(name, on);

@@ -11,66 +11,6 @@ use super::{
     security, sysinfo, vcpu,
 };
 
-/// Marker attribute: write the element as an open/close pair even when
-/// empty (libvirt's hand-written `<hyperv>`, `<devices>`).
-pub(crate) const FORCE_OPEN: &str = "\u{1}open";
-
-fn indent(out: &mut String, level: usize) {
-    for _ in 0..level {
-        out.push_str("  ");
-    }
-}
-
-/// [`Element::write`] plus the [`FORCE_OPEN`] marker.
-fn write_el(out: &mut String, e: &Element, level: usize) {
-    use crate::xml::Child;
-    let force = e.attrs.iter().any(|(k, _)| k == FORCE_OPEN);
-    if !force && !has_marker(e) {
-        e.write(out, level);
-        return;
-    }
-    indent(out, level);
-    out.push('<');
-    out.push_str(&e.name);
-    for (k, v) in e.attrs.iter().filter(|(k, _)| k != FORCE_OPEN) {
-        out.push(' ');
-        out.push_str(k);
-        out.push_str("='");
-        out.push_str(&escape(v));
-        out.push('\'');
-    }
-    let has_elements = e.children.iter().any(|c| matches!(c, Child::Element(_)));
-    if e.children.is_empty() && !force {
-        out.push_str("/>\n");
-    } else if !has_elements && !e.children.is_empty() {
-        out.push('>');
-        for c in &e.children {
-            if let Child::Text(t) = c {
-                out.push_str(&escape(t));
-            }
-        }
-        out.push_str("</");
-        out.push_str(&e.name);
-        out.push_str(">\n");
-    } else {
-        out.push_str(">\n");
-        for c in &e.children {
-            if let Child::Element(ce) = c {
-                write_el(out, ce, level + 1);
-            }
-        }
-        indent(out, level);
-        out.push_str("</");
-        out.push_str(&e.name);
-        out.push_str(">\n");
-    }
-}
-
-fn has_marker(e: &Element) -> bool {
-    e.elements()
-        .any(|c| c.attrs.iter().any(|(k, _)| k == FORCE_OPEN) || has_marker(c))
-}
-
 /// A top-level child: an element, or text already laid out (metadata).
 pub(crate) enum Part {
     El(Element),
@@ -78,7 +18,7 @@ pub(crate) enum Part {
 }
 
 fn devices(def: &DomainDef, flags: &FormatFlags) -> Element {
-    let mut e = Element::new("devices");
+    let mut e = Element::open("devices");
     if let Some(em) = &def.emulator {
         e.push(Element::text_element("emulator", em));
     }
@@ -176,9 +116,7 @@ fn parts(def: &DomainDef, flags: &FormatFlags) -> Vec<Part> {
     lifecycle::format_lifecycle(&def.lifecycle, &mut els);
     els.extend(lifecycle::format_pm(&def.pm));
     els.extend(lifecycle::format_perf(&def.perf));
-    let mut devs = devices(def, flags);
-    devs.set_attr(FORCE_OPEN, "");
-    els.push(devs);
+    els.push(devices(def, flags));
     for s in &def.seclabels {
         els.push(security::format_seclabel(s, flags));
     }
@@ -213,7 +151,7 @@ pub(crate) fn to_xml(def: &DomainDef, flags: FormatFlags) -> String {
     s.push_str(">\n");
     for p in parts(def, &flags) {
         match p {
-            Part::El(e) => write_el(&mut s, &e, 1),
+            Part::El(e) => e.write(&mut s, 1),
             Part::Raw(r) => s.push_str(&r),
         }
     }

@@ -42,7 +42,7 @@ pub(crate) fn parse(root: Node<'_>, ctx: &Ctx<'_>) -> Result<General, XmlError> 
         return Err(XmlError::invalid("name", "name can't contain newlines"));
     }
     let uuid = match root.child("uuid") {
-        None => Uuid::generate(ctx),
+        None => ctx.generate_uuid(),
         Some(u) => {
             let t = u.node().text();
             Uuid::parse(&t)
@@ -62,7 +62,7 @@ pub(crate) fn parse(root: Node<'_>, ctx: &Ctx<'_>) -> Result<General, XmlError> 
             let t = g.node().text();
             if t.is_empty() {
                 Some(Genid {
-                    uuid: Uuid::generate(ctx),
+                    uuid: ctx.generate_uuid(),
                     generated: true,
                 })
             } else {

@@ -2,6 +2,7 @@
 //! `virDomainDefParserConfig` callbacks, as a trait).
 
 use crate::xml::XmlError;
+pub use crate::xml::values::os_random;
 
 use super::DomainDef;
 use super::device::Device;
@@ -115,27 +116,5 @@ pub fn host_arch() -> Option<&'static str> {
         "riscv64" => Some("riscv64"),
         "loongarch64" => Some("loongarch64"),
         _ => None,
-    }
-}
-
-/// Fills `buf` from the kernel's random source; falls back to a clock
-/// and counter mix if `/dev/urandom` is unreadable.
-pub fn os_random(buf: &mut [u8]) {
-    use std::io::Read;
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
-        && f.read_exact(buf).is_ok()
-    {
-        return;
-    }
-    use std::hash::{BuildHasher, Hasher};
-    let state = std::collections::hash_map::RandomState::new();
-    for (i, chunk) in buf.chunks_mut(8).enumerate() {
-        let mut h = state.build_hasher();
-        h.write_usize(i);
-        if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-            h.write_u128(d.as_nanos());
-        }
-        let v = h.finish().to_le_bytes();
-        chunk.copy_from_slice(&v[..chunk.len()]);
     }
 }

@@ -50,8 +50,11 @@ pub(crate) fn run(
     {
         def.os.arch = Some(a.to_owned());
     }
-    generic(add_implicit_devices(def))?;
+    // The driver's defaults first: libvirt adds implicit controllers
+    // after them (the QEMU driver's USB and PCI roots precede an implicit
+    // IDE or virtio-serial controller).
     hook(hooks.post_parse(def))?;
+    generic(add_implicit_devices(def))?;
     for i in 0..def.devices.len() {
         let mut dev = def.devices[i].clone();
         generic(device_post_parse(def, &mut dev))?;
@@ -65,6 +68,16 @@ pub(crate) fn run(
 
 /// `virDomainDeviceDefPostParseCommon`.
 fn device_post_parse(def: &DomainDef, dev: &mut Device) -> Result<(), XmlError> {
+    // virDomainChrDefPostParse: a console without a target type is a
+    // serial console. (libvirt runs the driver's device callback first, so
+    // LXC, Xen and OpenVZ can pick their own type; here a driver does that
+    // in its domain-wide `post_parse`, which runs before this.)
+    if let Device::Console(c) = dev
+        && let ChrTarget::Console { kind, .. } = &mut c.target
+        && kind.is_none()
+    {
+        *kind = Some(ConsoleTargetType::Serial);
+    }
     match dev {
         Device::Serial(c) | Device::Parallel(c) | Device::Console(c)
             if c.target.port().is_none() =>

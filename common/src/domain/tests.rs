@@ -162,3 +162,39 @@ fn disks_and_controllers_are_ordered_as_libvirt_inserts_them() {
     // The IDE controller is implied by the disks' drive addresses.
     assert_eq!(ctrls, ["usb0", "usb1", "ide0"]);
 }
+
+#[test]
+fn inactive_format_keeps_only_user_aliases() {
+    let xml = MINIMAL.replace(
+        "</domain>",
+        "<devices>\
+         <disk type='file' device='disk'><source file='/a'/><target dev='vda' bus='virtio'/><alias name='virtio-disk0'/></disk>\
+         <disk type='file' device='disk'><source file='/b'/><target dev='vdb' bus='virtio'/><alias name='ua-data'/></disk>\
+         </devices></domain>",
+    );
+    let d = DomainDef::parse_str(&xml, ParseFlags::default(), &TestHooks).expect("parse");
+    let live = d.to_xml(FormatFlags::default());
+    assert!(live.contains("<alias name='virtio-disk0'/>"), "{live}");
+    assert!(live.contains("<alias name='ua-data'/>"), "{live}");
+    let inactive = d.to_xml(FormatFlags {
+        inactive: true,
+        ..FormatFlags::default()
+    });
+    assert!(!inactive.contains("virtio-disk0"), "{inactive}");
+    assert!(inactive.contains("<alias name='ua-data'/>"), "{inactive}");
+}
+
+#[test]
+fn console_without_target_type_is_a_serial_console() {
+    let xml = "<domain type='lxc'><name>c</name><memory>1024</memory>\
+               <os><type>exe</type><init>/sh</init></os>\
+               <devices><console type='pty'/></devices></domain>";
+    let d = DomainDef::parse_str(xml, ParseFlags::default(), &TestHooks).expect("parse");
+    let out = d.to_xml(FormatFlags::default());
+    assert!(
+        out.contains(
+            "    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>\n"
+        ),
+        "{out}"
+    );
+}

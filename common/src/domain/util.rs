@@ -1,8 +1,10 @@
-//! Small value types shared by every section: UUIDs, CPU bitmaps, MAC
-//! addresses, scaled sizes, and the parse/format context.
+//! Small value types shared by every section: CPU bitmaps, scaled sizes,
+//! and the parse/format context (UUIDs and MAC addresses are
+//! [`crate::xml::values`]').
 
 use std::fmt;
 
+use crate::xml::values::{LLONG_MAX, ScaleError, scale_integer};
 use crate::xml::{Element, FormatFlags, Node, ParseFlags, XmlError, XmlErrorKind};
 
 use super::hooks::DomainDefHooks;
@@ -35,121 +37,20 @@ impl Ctx<'_> {
 /// Format flags, passed down to every section.
 pub(crate) type Fmt = FormatFlags;
 
-// === UUID ===
+// === UUID, MAC address ===
 
-/// A 16-byte UUID, formatted lowercase `8-4-4-4-12`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Uuid(pub [u8; 16]);
+pub use crate::xml::values::{MacAddr, Uuid};
 
-impl Uuid {
-    /// Parses as libvirt's `virUUIDParse`: hex pairs, dashes and spaces
-    /// between them ignored, surrounding spaces allowed.
-    pub fn parse(s: &str) -> Option<Uuid> {
-        let b = s.trim_start().as_bytes();
-        let mut out = [0u8; 16];
-        let mut i = 0;
-        let mut pos = 0;
-        while i < 16 {
-            let c = *b.get(pos)?;
-            if c == b'-' || c == b' ' {
-                pos += 1;
-                continue;
-            }
-            let hi = (c as char).to_digit(16)?;
-            let lo = (*b.get(pos + 1)? as char).to_digit(16)?;
-            out[i] = u8::try_from(hi * 16 + lo).ok()?;
-            i += 1;
-            pos += 2;
-        }
-        if b[pos..].iter().all(|c| c.is_ascii_whitespace()) {
-            Some(Uuid(out))
-        } else {
-            None
-        }
-    }
-
+impl Ctx<'_> {
     /// A random (version 4) UUID from the hooks' random source.
-    pub(crate) fn generate(ctx: &Ctx<'_>) -> Uuid {
-        Uuid::generate_with(ctx.hooks)
+    pub(crate) fn generate_uuid(&self) -> Uuid {
+        Uuid::generate_from(|b| self.hooks.random_bytes(b))
     }
 
-    /// A random (version 4) UUID.
-    pub fn generate_with(hooks: &dyn DomainDefHooks) -> Uuid {
-        let mut b = [0u8; 16];
-        hooks.random_bytes(&mut b);
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        Uuid(b)
-    }
-}
-
-impl fmt::Display for Uuid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, b) in self.0.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
-            }
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-// === MAC address ===
-
-/// An Ethernet MAC address.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl MacAddr {
-    /// Parses `xx:xx:xx:xx:xx:xx` (one or two hex digits per byte).
-    pub fn parse(s: &str) -> Option<MacAddr> {
-        let mut out = [0u8; 6];
-        let mut parts = s.split(':');
-        for b in &mut out {
-            let p = parts.next()?;
-            if p.is_empty() || p.len() > 2 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
-                return None;
-            }
-            *b = u8::from_str_radix(p, 16).ok()?;
-        }
-        if parts.next().is_some() {
-            return None;
-        }
-        Some(MacAddr(out))
-    }
-
-    /// Whether the group bit is set.
-    pub fn is_multicast(&self) -> bool {
-        self.0[0] & 1 == 1
-    }
-
-    /// All zeroes.
-    pub fn is_zero(&self) -> bool {
-        self.0 == [0; 6]
-    }
-
-    /// A random address with libvirt's default prefix 52:54:00.
-    pub fn generate(hooks: &dyn DomainDefHooks) -> MacAddr {
-        let mut m = [0x52, 0x54, 0, 0, 0, 0];
-        for b in &mut m[3..] {
-            // One random value per byte, as libvirt's virRandomBits(8).
-            let mut r = [0u8; 8];
-            hooks.random_bytes(&mut r);
-            *b = r[0];
-        }
-        MacAddr(m)
-    }
-}
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
+    /// A random MAC address (prefix 52:54:00) from the hooks' random
+    /// source.
+    pub(crate) fn generate_mac(&self) -> MacAddr {
+        MacAddr::generate_from(|b| self.hooks.random_bytes(b))
     }
 }
 
@@ -370,35 +271,7 @@ pub(crate) fn bitmap_attr(n: Node<'_>, name: &str, max: u32) -> Result<Option<Bi
 
 // === scaled sizes ===
 
-/// Multiplier of a libvirt size unit (`virScaleInteger`), `None` if
-/// unknown. An empty unit means `default`.
-pub fn unit_scale(unit: &str, default: u64) -> Option<u64> {
-    if unit.is_empty() {
-        return Some(default);
-    }
-    let lower = unit.to_ascii_lowercase();
-    if matches!(lower.as_str(), "b" | "byte" | "bytes") {
-        return Some(1);
-    }
-    let mut chars = lower.chars();
-    let first = chars.next()?;
-    let rest: String = chars.collect();
-    let base: u64 = match rest.as_str() {
-        "" | "ib" => 1024,
-        "b" => 1000,
-        _ => return None,
-    };
-    let power = match first {
-        'k' => 1,
-        'm' => 2,
-        'g' => 3,
-        't' => 4,
-        'p' => 5,
-        'e' => 6,
-        _ => return None,
-    };
-    Some(base.pow(power))
-}
+pub use crate::xml::values::unit_scale;
 
 /// Reads a scaled integer: the element text (or attribute `value_attr`)
 /// with its `unit` attribute, in bytes, at most `max` bytes.
@@ -416,17 +289,15 @@ pub(crate) fn scaled_bytes(
             "Invalid value for number, expected integer, got",
         )
     })?;
-    let unit = unit.unwrap_or("");
-    let scale = unit_scale(unit, default_scale)
-        .ok_or_else(|| XmlError::bad_value(path, unit, "unknown suffix"))?;
-    if v > 0 && v > max / scale {
-        return Err(XmlError::bad_value(path, value, "value too large"));
-    }
-    Ok(v * scale)
+    scale_integer(v, unit, default_scale, max).map_err(|e| match e {
+        ScaleError::TooLarge { .. } => XmlError::bad_value(path, value, "value too large"),
+        ScaleError::UnknownSuffix(u) => XmlError::bad_value(path, u, "unknown suffix"),
+        ScaleError::InvalidScale(_) => XmlError::invalid(path, e.to_string()),
+    })
 }
 
 /// The largest memory size libvirt accepts, in bytes (capped values).
-pub const MEMORY_MAX_BYTES: u64 = i64::MAX as u64;
+pub const MEMORY_MAX_BYTES: u64 = LLONG_MAX;
 
 /// Reads `<NAME unit='..'>N</NAME>` as KiB (rounded up), or `None` when
 /// the element is missing.
@@ -522,11 +393,6 @@ pub(crate) fn child_int<T: TryFrom<i64>>(n: Node<'_>, name: &str) -> Result<Opti
     }
 }
 
-/// Runs `f` on child `name`, if present (keeps the child's path alive).
-pub(crate) fn with_child<T>(n: Node<'_>, name: &str, f: impl FnOnce(Node<'_>) -> T) -> Option<T> {
-    n.child(name).map(|c| f(c.node()))
-}
-
 /// Attribute `name` parsed as `T`, where `default` means unset (libvirt
 /// enums whose value 0 is spelled "default").
 pub(crate) fn attr_or_default<T: std::str::FromStr>(
@@ -561,17 +427,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uuid_round_trip() {
-        let u = Uuid::parse("c7a5fdbd-edaf-9455-926a-d65c16db1809").expect("uuid");
-        assert_eq!(u.to_string(), "c7a5fdbd-edaf-9455-926a-d65c16db1809");
-        let u2 = Uuid::parse(" c7a5fdbdedaf9455926ad65c16db1809 ").expect("no dashes");
-        assert_eq!(u, u2);
-        assert!(Uuid::parse("c7a5fdbd-edaf-9455-926a-d65c16db180").is_none());
-        assert!(Uuid::parse("c7a5fdbd-edaf-9455-926a-d65c16db1809x").is_none());
-        assert!(Uuid::parse("").is_none());
-    }
-
-    #[test]
     fn bitmap_parse_format() {
         let b = Bitmap::parse("1-3,^1, 5", 64).expect("bitmap");
         assert_eq!(b.to_string(), "2-3,5");
@@ -587,22 +442,7 @@ mod tests {
     }
 
     #[test]
-    fn mac() {
-        let m = MacAddr::parse("52:54:0:a:BB:cc").expect("mac");
-        assert_eq!(m.to_string(), "52:54:00:0a:bb:cc");
-        assert!(MacAddr::parse("52:54:00:0a:bb").is_none());
-        assert!(MacAddr::parse("52:54:00:0a:bb:cc:dd").is_none());
-        assert!(MacAddr::parse("52:54:00:0a:bb:ccc").is_none());
-    }
-
-    #[test]
     fn units() {
-        assert_eq!(unit_scale("KiB", 1), Some(1024));
-        assert_eq!(unit_scale("k", 1), Some(1024));
-        assert_eq!(unit_scale("MB", 1), Some(1_000_000));
-        assert_eq!(unit_scale("bytes", 1024), Some(1));
-        assert_eq!(unit_scale("", 1024), Some(1024));
-        assert_eq!(unit_scale("xb", 1), None);
         assert!(scaled_bytes("p", "99999999999999999", Some("EiB"), 1, u64::MAX).is_err());
     }
 }

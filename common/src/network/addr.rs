@@ -1,36 +1,9 @@
 //! Value types and their libvirt spellings: IP addresses (parsed as
 //! `getaddrinfo(AI_NUMERICHOST)` does, formatted as glibc's `inet_ntop`),
-//! prefixes and netmasks, MAC addresses, UUIDs, PCI addresses and the
-//! C-style number parsing (`strtoul`) libvirt's attribute readers use.
+//! prefixes and netmasks, and PCI addresses. MAC addresses, UUIDs and
+//! C-style numbers are the shared [`crate::xml::values`].
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-// === numbers ===
-
-/// Parses an unsigned number as libvirt's `virStrToLong_*p` helpers with
-/// `base` 10 or 0 (0: `0x` hex, leading `0` octal, else decimal): leading
-/// white space and a `+` sign are accepted, a `-` sign is refused, the
-/// whole string must be consumed.
-pub fn strtoul(s: &str, base: u32) -> Option<u64> {
-    let t = s.trim_start_matches(|c: char| c.is_ascii_whitespace());
-    let t = t.strip_prefix('+').unwrap_or(t);
-    let (digits, radix) = if base == 0 {
-        if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-            (h, 16)
-        } else if t.len() > 1 && t.starts_with('0') {
-            (&t[1..], 8)
-        } else {
-            (t, 10)
-        }
-    } else {
-        (t, base)
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(digits, radix).ok()
-}
 
 // === IP addresses ===
 
@@ -239,139 +212,9 @@ pub fn classful_prefix(a: &Ipv4Addr) -> Option<u32> {
     }
 }
 
-// === MAC address ===
+// === MAC address, UUID ===
 
-/// An Ethernet MAC address, formatted lowercase.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl MacAddr {
-    /// Parses as libvirt's `virMacAddrParse`: six groups of one or two hex
-    /// digits separated by `:`; anything after the last group must be a
-    /// space or control character.
-    pub fn parse(s: &str) -> Option<MacAddr> {
-        let b = s.as_bytes();
-        let mut out = [0u8; 6];
-        let mut pos = 0;
-        for (i, byte) in out.iter_mut().enumerate() {
-            let start = pos;
-            while pos < b.len() && pos - start < 3 && b[pos].is_ascii_hexdigit() {
-                pos += 1;
-            }
-            let n = pos - start;
-            if n == 0 || n > 2 {
-                return None;
-            }
-            *byte = u8::from_str_radix(s.get(start..pos)?, 16).ok()?;
-            if i == 5 {
-                return match b.get(pos) {
-                    None => Some(MacAddr(out)),
-                    Some(c) if *c <= b' ' => Some(MacAddr(out)),
-                    Some(_) => None,
-                };
-            }
-            if b.get(pos) != Some(&b':') {
-                return None;
-            }
-            pos += 1;
-        }
-        None
-    }
-
-    /// Whether the group (multicast) bit is set.
-    pub fn is_multicast(&self) -> bool {
-        self.0[0] & 1 == 1
-    }
-}
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
-}
-
-// === UUID ===
-
-/// A 16-byte UUID, formatted lowercase `8-4-4-4-12`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Uuid(pub [u8; 16]);
-
-impl Uuid {
-    /// Parses as libvirt's `virUUIDParse`: 32 hex digits in pairs, with
-    /// `-` and spaces allowed between pairs and white space around.
-    pub fn parse(s: &str) -> Option<Uuid> {
-        let b = s
-            .trim_start_matches(|c: char| c.is_ascii_whitespace())
-            .as_bytes();
-        let mut out = [0u8; 16];
-        let mut i = 0;
-        let mut pos = 0;
-        while i < 16 {
-            let c = *b.get(pos)?;
-            if c == b'-' || c == b' ' {
-                pos += 1;
-                continue;
-            }
-            let hi = char::from(c).to_digit(16)?;
-            let lo = char::from(*b.get(pos + 1)?).to_digit(16)?;
-            out[i] = u8::try_from(hi * 16 + lo).ok()?;
-            i += 1;
-            pos += 2;
-        }
-        b.get(pos..)?
-            .iter()
-            .all(u8::is_ascii_whitespace)
-            .then_some(Uuid(out))
-    }
-
-    /// A random (version 4) UUID.
-    pub fn generate() -> Uuid {
-        let mut b = [0u8; 16];
-        random_bytes(&mut b);
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        Uuid(b)
-    }
-}
-
-impl fmt::Display for Uuid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, b) in self.0.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
-            }
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Fills `buf` from the kernel's random source, falling back to the
-/// standard library's randomly keyed hasher.
-fn random_bytes(buf: &mut [u8]) {
-    use std::io::Read;
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
-        && f.read_exact(buf).is_ok()
-    {
-        return;
-    }
-    use std::hash::{BuildHasher, Hasher};
-    let state = std::collections::hash_map::RandomState::new();
-    for (i, chunk) in buf.chunks_mut(8).enumerate() {
-        let mut h = state.build_hasher();
-        h.write_usize(i);
-        if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-            h.write_u128(t.as_nanos());
-        }
-        let v = h.finish().to_le_bytes();
-        chunk.copy_from_slice(&v[..chunk.len()]);
-    }
-}
+pub use crate::xml::values::{MacAddr, Uuid};
 
 // === PCI address ===
 
@@ -461,40 +304,5 @@ mod tests {
             broadcast_v4(&Ipv4Addr::new(10, 0, 0, 1), 8),
             Some(Ipv4Addr::new(10, 255, 255, 255))
         );
-    }
-
-    #[test]
-    fn macs_and_uuids() {
-        let m = MacAddr::parse("12:34:56:78:9A:BC").expect("mac");
-        assert_eq!(m.to_string(), "12:34:56:78:9a:bc");
-        assert!(MacAddr::parse("1:2:3:4:5:6").is_some());
-        for bad in [
-            "",
-            "12:34:56:78:9a",
-            "12:34:56:78:9a:bc:de",
-            "123:4:5:6:7:8",
-            "+1:2:3:4:5:6",
-            "12:34:56:78:9a:bcx",
-        ] {
-            assert!(MacAddr::parse(bad).is_none(), "{bad}");
-        }
-        let u = Uuid::parse(" 81ff0d90c91e674264da4a736edb9a9b ").expect("uuid");
-        assert_eq!(u.to_string(), "81ff0d90-c91e-6742-64da-4a736edb9a9b");
-        assert!(Uuid::parse("81ff0d90-c91e-6742-64da-4a736edb9a9").is_none());
-        let g = Uuid::generate();
-        assert_eq!(g.0[6] >> 4, 4);
-    }
-
-    #[test]
-    fn c_numbers() {
-        assert_eq!(strtoul("42", 10), Some(42));
-        assert_eq!(strtoul(" +42", 10), Some(42));
-        assert_eq!(strtoul("0x1f", 0), Some(31));
-        assert_eq!(strtoul("010", 0), Some(8));
-        assert_eq!(strtoul("0", 0), Some(0));
-        assert_eq!(strtoul("-1", 10), None);
-        assert_eq!(strtoul("", 10), None);
-        assert_eq!(strtoul("1 ", 10), None);
-        assert_eq!(strtoul("99999999999999999999999", 10), None);
     }
 }

@@ -1,53 +1,15 @@
 //! [`NetworkDef`] → XML in the layout of libvirt's `virNetworkDefFormat`:
 //! element and attribute order, defaults shown (`stp`/`delay` for managed
-//! bridges, `managed` for hostdev), `<ip>` and `<portgroup>` always written
-//! with an end tag, live-only data (`connections`) dropped when formatting
-//! the inactive definition.
+//! bridges, `managed` for hostdev), `<ip>` and `<portgroup>` (and every
+//! other element libvirt opens by hand) written with an end tag even when
+//! empty ([`Element::open`]), live-only data (`connections`) dropped when
+//! formatting the inactive definition.
 
-use crate::xml::{FormatFlags, escape};
+use crate::xml::{Element, FormatFlags, escape_into};
 
 use super::addr::format_ip;
 use super::def::*;
 use super::metadata;
-
-/// A line buffer with libvirt's two-space indentation.
-struct Buf {
-    out: String,
-    indent: usize,
-}
-
-impl Buf {
-    fn line(&mut self, s: &str) {
-        for _ in 0..self.indent {
-            self.out.push(' ');
-        }
-        self.out.push_str(s);
-        self.out.push('\n');
-    }
-
-    fn push(&mut self) {
-        self.indent += 2;
-    }
-
-    fn pop(&mut self) {
-        self.indent = self.indent.saturating_sub(2);
-    }
-}
-
-/// Appends ` name='value'` (escaped).
-fn attr(s: &mut String, name: &str, value: &str) {
-    s.push(' ');
-    s.push_str(name);
-    s.push_str("='");
-    s.push_str(&escape(value));
-    s.push('\'');
-}
-
-fn opt_attr(s: &mut String, name: &str, value: Option<&str>) {
-    if let Some(v) = value {
-        attr(s, name, v);
-    }
-}
 
 fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
@@ -55,131 +17,128 @@ fn yes_no(b: bool) -> &'static str {
 
 /// Formats the network.
 pub(super) fn format(def: &NetworkDef, flags: FormatFlags) -> String {
-    let mut b = Buf {
-        out: String::with_capacity(1024),
-        indent: 0,
-    };
-    let mut s = String::from("<network");
+    let mut root = Element::new("network");
     if !flags.inactive && def.connections > 0 {
-        attr(&mut s, "connections", &def.connections.to_string());
+        root.set_attr("connections", def.connections);
     }
     if def.ipv6_no_gateway {
-        attr(&mut s, "ipv6", "yes");
+        root.set_attr("ipv6", "yes");
     }
-    if let Some(t) = def.trust_guest_rx_filters {
-        attr(&mut s, "trustGuestRxFilters", yes_no(t));
-    }
+    root.set_opt_attr(
+        "trustGuestRxFilters",
+        def.trust_guest_rx_filters.map(yes_no),
+    );
     if !def.dnsmasq_options.is_empty() {
-        attr(&mut s, "xmlns:dnsmasq", DNSMASQ_NS);
+        root.set_attr("xmlns:dnsmasq", DNSMASQ_NS);
     }
-    s.push('>');
-    b.line(&s);
-    b.push();
 
-    b.line(&format!("<name>{}</name>", escape(&def.name)));
-    if let Some(u) = &def.uuid {
-        b.line(&format!("<uuid>{u}</uuid>"));
+    // Up to <description>, then <metadata> (libxml2's dump, kept as text),
+    // then the rest.
+    let mut head = vec![Element::text_element("name", def.name.as_str())];
+    head.extend(
+        def.uuid
+            .map(|u| Element::text_element("uuid", u.to_string())),
+    );
+    head.extend(
+        def.title
+            .as_deref()
+            .map(|t| Element::text_element("title", t)),
+    );
+    head.extend(
+        def.description
+            .as_deref()
+            .map(|d| Element::text_element("description", d)),
+    );
+    let mut out = String::with_capacity(1024);
+    out.push('<');
+    out.push_str(&root.name);
+    for (k, v) in &root.attrs {
+        out.push(' ');
+        out.push_str(k);
+        out.push_str("='");
+        escape_into(&mut out, v);
+        out.push('\'');
     }
-    if let Some(t) = &def.title {
-        b.line(&format!("<title>{}</title>", escape(t)));
-    }
-    if let Some(d) = &def.description {
-        b.line(&format!("<description>{}</description>", escape(d)));
+    out.push_str(">\n");
+    for e in &head {
+        e.write(&mut out, 1);
     }
     if let Some(md) = &def.metadata {
-        b.line(&metadata::dump(md, b.indent / 2));
+        out.push_str("  ");
+        out.push_str(&metadata::dump(md, 1));
+        out.push('\n');
     }
+    for e in &body(def, flags) {
+        e.write(&mut out, 1);
+    }
+    out.push_str("</network>\n");
+    out
+}
 
-    if let Some(fwd) = &def.forward {
-        format_forward(&mut b, fwd, flags);
-    }
+/// The children after `<metadata>`.
+fn body(def: &NetworkDef, flags: FormatFlags) -> Vec<Element> {
+    let mut els = Vec::new();
+    els.extend(def.forward.as_ref().map(|f| format_forward(f, flags)));
 
     let has_bridge = ForwardMode::has_bridge(def.forward_mode());
     let br = &def.bridge;
     if has_bridge || br.name.is_some() || br.mac_table_manager.is_some() {
-        let mut s = String::from("<bridge");
-        opt_attr(&mut s, "name", br.name.as_deref());
-        opt_attr(&mut s, "zone", br.zone.as_deref());
+        let mut e = Element::new("bridge")
+            .with_opt_attr("name", br.name.as_deref())
+            .with_opt_attr("zone", br.zone.as_deref());
         if has_bridge {
-            attr(&mut s, "stp", if br.stp_enabled() { "on" } else { "off" });
-            attr(&mut s, "delay", &br.delay_secs().to_string());
+            e.set_attr("stp", if br.stp_enabled() { "on" } else { "off" });
+            e.set_attr("delay", br.delay_secs());
         }
-        if let Some(m) = br.mac_table_manager {
-            attr(&mut s, "macTableManager", m.as_str());
-        }
-        s.push_str("/>");
-        b.line(&s);
+        e.set_opt_attr("macTableManager", br.mac_table_manager.map(|m| m.as_str()));
+        els.push(e);
     }
 
     if let Some(mtu) = def.mtu.filter(|m| *m > 0) {
-        b.line(&format!("<mtu size='{mtu}'/>"));
+        els.push(Element::new("mtu").with_attr("size", mtu));
     }
     if let Some(mac) = &def.mac {
-        b.line(&format!("<mac address='{mac}'/>"));
+        els.push(Element::new("mac").with_attr("address", mac));
     }
     if let Some(d) = &def.domain
         && let Some(name) = &d.name
     {
-        let mut s = String::from("<domain");
-        attr(&mut s, "name", name);
-        if let Some(l) = d.local_only {
-            attr(&mut s, "localOnly", yes_no(l));
-        }
-        if let Some(r) = d.register {
-            attr(&mut s, "register", yes_no(r));
-        }
-        s.push_str("/>");
-        b.line(&s);
+        els.push(
+            Element::new("domain")
+                .with_attr("name", name)
+                .with_opt_attr("localOnly", d.local_only.map(yes_no))
+                .with_opt_attr("register", d.register.map(yes_no)),
+        );
     }
 
-    format_dns(&mut b, &def.dns);
-    if let Some(v) = &def.vlan {
-        format_vlan(&mut b, v);
-    }
-    if let Some(bw) = &def.bandwidth {
-        format_bandwidth(&mut b, bw);
-    }
+    els.extend(format_dns(&def.dns));
+    els.extend(def.vlan.as_ref().and_then(format_vlan));
+    els.extend(def.bandwidth.as_ref().map(format_bandwidth));
     if let Some(iso) = def.port_isolated {
-        b.line(&format!("<port isolated='{}'/>", yes_no(iso)));
+        els.push(Element::new("port").with_attr("isolated", yes_no(iso)));
     }
-    for ip in &def.ips {
-        format_ip_def(&mut b, ip);
-    }
-    for r in &def.routes {
-        format_route(&mut b, r);
-    }
-    if let Some(vp) = &def.virtualport {
-        format_virtualport(&mut b, vp);
-    }
-    for pg in &def.portgroups {
-        format_portgroup(&mut b, pg);
-    }
+    els.extend(def.ips.iter().map(format_ip_def));
+    els.extend(def.routes.iter().map(format_route));
+    els.extend(def.virtualport.as_ref().and_then(format_virtualport));
+    els.extend(def.portgroups.iter().map(format_portgroup));
     if !def.dnsmasq_options.is_empty() {
-        b.line("<dnsmasq:options>");
-        b.push();
+        let mut e = Element::open("dnsmasq:options");
         for o in &def.dnsmasq_options {
-            let mut s = String::from("<dnsmasq:option");
-            attr(&mut s, "value", o);
-            s.push_str("/>");
-            b.line(&s);
+            e.push(Element::new("dnsmasq:option").with_attr("value", o));
         }
-        b.pop();
-        b.line("</dnsmasq:options>");
+        els.push(e);
     }
-
-    b.pop();
-    b.line("</network>");
-    b.out
+    els
 }
 
-fn format_forward(b: &mut Buf, fwd: &Forward, flags: FormatFlags) {
-    let mut s = String::from("<forward");
+fn format_forward(fwd: &Forward, flags: FormatFlags) -> Element {
+    let mut e = Element::new("forward");
     if fwd.pf.is_none() {
-        opt_attr(&mut s, "dev", fwd.dev());
+        e.set_opt_attr("dev", fwd.dev());
     }
-    attr(&mut s, "mode", fwd.mode.as_str());
+    e.set_attr("mode", fwd.mode.as_str());
     if fwd.mode == ForwardMode::Hostdev {
-        attr(&mut s, "managed", yes_no(fwd.managed));
+        e.set_attr("managed", yes_no(fwd.managed));
     }
     let driver = fwd
         .driver
@@ -195,387 +154,267 @@ fn format_forward(b: &mut Buf, fwd: &Forward, flags: FormatFlags) {
         && driver.is_none()
         && nat.ipv6.is_none();
     if short {
-        s.push_str("/>");
-        b.line(&s);
-        return;
+        return e;
     }
-    s.push('>');
-    b.line(&s);
-    b.push();
+    e.force_open = true;
 
     if let Some(d) = driver {
-        let mut s = String::from("<driver");
-        opt_attr(&mut s, "name", d.name.map(ForwardDriverName::as_str));
-        opt_attr(&mut s, "model", d.model.as_deref());
-        s.push_str("/>");
-        b.line(&s);
+        e.push(
+            Element::new("driver")
+                .with_opt_attr("name", d.name.map(ForwardDriverName::as_str))
+                .with_opt_attr("model", d.model.as_deref()),
+        );
     }
     if fwd.mode == ForwardMode::Nat && nat.is_set() {
-        let mut s = String::from("<nat");
-        if let Some(v6) = nat.ipv6 {
-            attr(&mut s, "ipv6", yes_no(v6));
-        }
+        let mut n = Element::new("nat").with_opt_attr("ipv6", nat.ipv6.map(yes_no));
         let has_addr = nat.address_start.is_some() || nat.address_end.is_some();
         let has_port = nat.port_start != 0 || nat.port_end != 0;
-        if !has_addr && !has_port {
-            s.push_str("/>");
-            b.line(&s);
-        } else {
-            s.push('>');
-            b.line(&s);
-            b.push();
+        if has_addr || has_port {
+            n.force_open = true;
             if let Some(start) = nat.address_start {
-                let mut s = format!("<address start='{start}'");
-                if let Some(end) = nat.address_end {
-                    s.push_str(&format!(" end='{end}'"));
-                }
-                s.push_str("/>");
-                b.line(&s);
+                n.push(
+                    Element::new("address")
+                        .with_attr("start", start)
+                        .with_opt_attr("end", nat.address_end),
+                );
             }
             if has_port {
-                let mut s = format!("<port start='{}'", nat.port_start);
-                if nat.port_end != 0 {
-                    s.push_str(&format!(" end='{}'", nat.port_end));
-                }
-                s.push_str("/>");
-                b.line(&s);
+                n.push(
+                    Element::new("port")
+                        .with_attr("start", nat.port_start)
+                        .with_opt_attr("end", Some(nat.port_end).filter(|p| *p != 0)),
+                );
             }
-            b.pop();
-            b.line("</nat>");
         }
+        e.push(n);
     }
     if let Some(pf) = &fwd.pf {
-        let mut s = String::from("<pf");
-        attr(&mut s, "dev", pf);
-        s.push_str("/>");
-        b.line(&s);
+        e.push(Element::new("pf").with_attr("dev", pf));
     }
     if !fwd.interfaces.is_empty() && (fwd.pf.is_none() || !flags.inactive) {
         for i in &fwd.interfaces {
             match &i.device {
                 ForwardDevice::Netdev(dev) => {
-                    let mut s = String::from("<interface");
-                    attr(&mut s, "dev", dev);
-                    if !flags.inactive && i.connections > 0 {
-                        attr(&mut s, "connections", &i.connections.to_string());
-                    }
-                    s.push_str("/>");
-                    b.line(&s);
+                    let connections = Some(i.connections).filter(|c| !flags.inactive && *c > 0);
+                    e.push(
+                        Element::new("interface")
+                            .with_attr("dev", dev)
+                            .with_opt_attr("connections", connections),
+                    );
                 }
-                ForwardDevice::Pci(p) => {
-                    b.line(&format!(
-                        "<address type='pci' domain='0x{:04x}' bus='0x{:02x}' slot='0x{:02x}' function='0x{:x}'/>",
-                        p.domain, p.bus, p.slot, p.function
-                    ));
-                }
+                ForwardDevice::Pci(p) => e.push(
+                    Element::new("address")
+                        .with_attr("type", "pci")
+                        .with_attr("domain", format!("0x{:04x}", p.domain))
+                        .with_attr("bus", format!("0x{:02x}", p.bus))
+                        .with_attr("slot", format!("0x{:02x}", p.slot))
+                        .with_attr("function", format!("0x{:x}", p.function)),
+                ),
             }
         }
     }
-    b.pop();
-    b.line("</forward>");
+    e
 }
 
-fn format_dns(b: &mut Buf, dns: &Dns) {
+fn format_dns(dns: &Dns) -> Option<Element> {
     if dns.enable.is_none() && dns.forward_plain_names.is_none() && !dns.has_records() {
-        return;
+        return None;
     }
-    let mut s = String::from("<dns");
-    if let Some(e) = dns.enable {
-        attr(&mut s, "enable", yes_no(e));
-    }
-    if let Some(f) = dns.forward_plain_names {
-        attr(&mut s, "forwardPlainNames", yes_no(f));
-    }
+    let mut e = Element::new("dns")
+        .with_opt_attr("enable", dns.enable.map(yes_no))
+        .with_opt_attr("forwardPlainNames", dns.forward_plain_names.map(yes_no));
     if !dns.has_records() {
-        s.push_str("/>");
-        b.line(&s);
-        return;
+        return Some(e);
     }
-    s.push('>');
-    b.line(&s);
-    b.push();
+    e.force_open = true;
     for f in &dns.forwarders {
-        let mut s = String::from("<forwarder");
-        opt_attr(&mut s, "domain", f.domain.as_deref());
-        if let Some(a) = &f.addr {
-            attr(&mut s, "addr", &format_ip(a));
-        }
-        s.push_str("/>");
-        b.line(&s);
+        e.push(
+            Element::new("forwarder")
+                .with_opt_attr("domain", f.domain.as_deref())
+                .with_opt_attr("addr", f.addr.as_ref().map(format_ip)),
+        );
     }
     for t in &dns.txts {
-        let mut s = String::from("<txt");
-        attr(&mut s, "name", &t.name);
-        attr(&mut s, "value", &t.value);
-        s.push_str("/>");
-        b.line(&s);
+        e.push(
+            Element::new("txt")
+                .with_attr("name", &t.name)
+                .with_attr("value", &t.value),
+        );
     }
     for srv in &dns.srvs {
         if srv.service.is_empty() && srv.protocol.is_empty() {
             continue;
         }
-        let mut s = String::from("<srv");
-        attr(&mut s, "service", &srv.service);
-        attr(&mut s, "protocol", &srv.protocol);
-        opt_attr(&mut s, "domain", srv.domain.as_deref());
-        opt_attr(&mut s, "target", srv.target.as_deref());
-        for (name, v) in [
-            ("port", srv.port),
-            ("priority", srv.priority),
-            ("weight", srv.weight),
-        ] {
-            if let Some(v) = v.filter(|v| *v != 0) {
-                attr(&mut s, name, &v.to_string());
-            }
-        }
-        s.push_str("/>");
-        b.line(&s);
+        let nz = |v: Option<u32>| v.filter(|v| *v != 0);
+        e.push(
+            Element::new("srv")
+                .with_attr("service", &srv.service)
+                .with_attr("protocol", &srv.protocol)
+                .with_opt_attr("domain", srv.domain.as_deref())
+                .with_opt_attr("target", srv.target.as_deref())
+                .with_opt_attr("port", nz(srv.port))
+                .with_opt_attr("priority", nz(srv.priority))
+                .with_opt_attr("weight", nz(srv.weight)),
+        );
     }
     for h in &dns.hosts {
-        b.line(&format!("<host ip='{}'>", format_ip(&h.ip)));
-        b.push();
+        let mut he = Element::open("host").with_attr("ip", format_ip(&h.ip));
         for n in &h.hostnames {
-            b.line(&format!("<hostname>{}</hostname>", escape(n)));
+            he.push(Element::text_element("hostname", n.as_str()));
         }
-        b.pop();
-        b.line("</host>");
+        e.push(he);
     }
-    b.pop();
-    b.line("</dns>");
+    Some(e)
 }
 
-fn format_vlan(b: &mut Buf, v: &Vlan) {
+fn format_vlan(v: &Vlan) -> Option<Element> {
     if v.tags.is_empty() {
-        return;
+        return None;
     }
-    b.line(if v.trunk {
-        "<vlan trunk='yes'>"
-    } else {
-        "<vlan>"
-    });
-    b.push();
+    let mut e = Element::open("vlan");
+    if v.trunk {
+        e.set_attr("trunk", "yes");
+    }
     for t in &v.tags {
-        match t.native_mode {
-            Some(m) => b.line(&format!("<tag id='{}' nativeMode='{m}'/>", t.id)),
-            None => b.line(&format!("<tag id='{}'/>", t.id)),
-        }
+        e.push(
+            Element::new("tag")
+                .with_attr("id", t.id)
+                .with_opt_attr("nativeMode", t.native_mode),
+        );
     }
-    b.pop();
-    b.line("</vlan>");
+    Some(e)
 }
 
-fn format_rate(b: &mut Buf, r: &Rate, name: &str) {
+fn format_rate(r: &Rate, name: &str) -> Option<Element> {
     let nz = |v: Option<u64>| v.filter(|v| *v != 0);
     if nz(r.average).is_none() && nz(r.floor).is_none() {
-        return;
+        return None;
     }
-    let mut s = format!("<{name}");
-    for (a, v) in [
-        ("average", r.average),
-        ("peak", r.peak),
-        ("floor", r.floor),
-        ("burst", r.burst),
-    ] {
-        if let Some(v) = nz(v) {
-            s.push_str(&format!(" {a}='{v}'"));
-        }
-    }
-    s.push_str("/>");
-    b.line(&s);
+    Some(
+        Element::new(name)
+            .with_opt_attr("average", nz(r.average))
+            .with_opt_attr("peak", nz(r.peak))
+            .with_opt_attr("floor", nz(r.floor))
+            .with_opt_attr("burst", nz(r.burst)),
+    )
 }
 
-fn format_bandwidth(b: &mut Buf, bw: &Bandwidth) {
-    b.line("<bandwidth>");
-    b.push();
-    if let Some(r) = &bw.inbound {
-        format_rate(b, r, "inbound");
-    }
-    if let Some(r) = &bw.outbound {
-        format_rate(b, r, "outbound");
-    }
-    b.pop();
-    b.line("</bandwidth>");
+fn format_bandwidth(bw: &Bandwidth) -> Element {
+    let mut e = Element::open("bandwidth");
+    e.push_opt(bw.inbound.as_ref().and_then(|r| format_rate(r, "inbound")));
+    e.push_opt(
+        bw.outbound
+            .as_ref()
+            .and_then(|r| format_rate(r, "outbound")),
+    );
+    e
 }
 
-fn format_lease(b: &mut Buf, l: &Lease) {
-    if l.expiry > 0 {
-        b.line(&format!("<lease expiry='{}' unit='{}'/>", l.expiry, l.unit));
-    } else {
-        b.line(&format!("<lease expiry='{}'/>", l.expiry));
-    }
+fn format_lease(l: &Lease) -> Element {
+    Element::new("lease")
+        .with_attr("expiry", l.expiry)
+        .with_opt_attr("unit", (l.expiry > 0).then_some(l.unit))
 }
 
-fn format_ip_def(b: &mut Buf, ip: &IpDef) {
-    let mut s = String::from("<ip");
-    opt_attr(&mut s, "family", ip.family.map(IpFamily::as_str));
-    attr(&mut s, "address", &format_ip(&ip.address));
-    if let Some(m) = &ip.netmask {
-        attr(&mut s, "netmask", &format_ip(m));
-    }
-    if let Some(p) = ip.prefix.filter(|p| *p > 0) {
-        attr(&mut s, "prefix", &p.to_string());
-    }
-    if let Some(l) = ip.local_ptr {
-        attr(&mut s, "localPtr", yes_no(l));
-    }
-    s.push('>');
-    b.line(&s);
-    b.push();
+fn format_ip_def(ip: &IpDef) -> Element {
+    let mut e = Element::open("ip")
+        .with_opt_attr("family", ip.family.map(IpFamily::as_str))
+        .with_attr("address", format_ip(&ip.address))
+        .with_opt_attr("netmask", ip.netmask.as_ref().map(format_ip))
+        .with_opt_attr("prefix", ip.prefix.filter(|p| *p > 0))
+        .with_opt_attr("localPtr", ip.local_ptr.map(yes_no));
     if let Some(root) = &ip.tftp_root {
-        let mut s = String::from("<tftp");
-        attr(&mut s, "root", root);
-        s.push_str("/>");
-        b.line(&s);
+        e.push(Element::new("tftp").with_attr("root", root));
     }
     if ip.dhcp.is_set() {
-        b.line("<dhcp>");
-        b.push();
+        let mut d = Element::open("dhcp");
         for r in &ip.dhcp.ranges {
-            let s = format!(
-                "<range start='{}' end='{}'",
-                format_ip(&r.start),
-                format_ip(&r.end)
+            d.push(
+                Element::new("range")
+                    .with_attr("start", format_ip(&r.start))
+                    .with_attr("end", format_ip(&r.end))
+                    .with_opt_child(r.lease.as_ref().map(format_lease)),
             );
-            match &r.lease {
-                Some(l) => {
-                    b.line(&format!("{s}>"));
-                    b.push();
-                    format_lease(b, l);
-                    b.pop();
-                    b.line("</range>");
-                }
-                None => b.line(&format!("{s}/>")),
-            }
         }
         for h in &ip.dhcp.hosts {
-            let mut s = String::from("<host");
-            opt_attr(&mut s, "mac", h.mac.as_deref());
-            opt_attr(&mut s, "id", h.id.as_deref());
-            opt_attr(&mut s, "name", h.name.as_deref());
-            if let Some(a) = &h.ip {
-                attr(&mut s, "ip", &format_ip(a));
-            }
-            match &h.lease {
-                Some(l) => {
-                    b.line(&format!("{s}>"));
-                    b.push();
-                    format_lease(b, l);
-                    b.pop();
-                    b.line("</host>");
-                }
-                None => b.line(&format!("{s}/>")),
-            }
+            d.push(
+                Element::new("host")
+                    .with_opt_attr("mac", h.mac.as_deref())
+                    .with_opt_attr("id", h.id.as_deref())
+                    .with_opt_attr("name", h.name.as_deref())
+                    .with_opt_attr("ip", h.ip.as_ref().map(format_ip))
+                    .with_opt_child(h.lease.as_ref().map(format_lease)),
+            );
         }
         if let Some(bp) = &ip.dhcp.bootp {
-            let mut s = String::from("<bootp");
-            attr(&mut s, "file", &bp.file);
-            if let Some(srv) = &bp.server {
-                attr(&mut s, "server", &format_ip(srv));
-            }
-            s.push_str("/>");
-            b.line(&s);
+            d.push(
+                Element::new("bootp")
+                    .with_attr("file", &bp.file)
+                    .with_opt_attr("server", bp.server.as_ref().map(format_ip)),
+            );
         }
-        b.pop();
-        b.line("</dhcp>");
+        e.push(d);
     }
-    b.pop();
-    b.line("</ip>");
+    e
 }
 
-fn format_route(b: &mut Buf, r: &Route) {
-    let mut s = String::from("<route");
-    opt_attr(&mut s, "family", r.family.map(IpFamily::as_str));
-    attr(&mut s, "address", &format_ip(&r.address));
-    if let Some(m) = &r.netmask {
-        attr(&mut s, "netmask", &format_ip(m));
-    }
-    if let Some(p) = r.prefix {
-        attr(&mut s, "prefix", &p.to_string());
-    }
-    attr(&mut s, "gateway", &format_ip(&r.gateway));
-    if let Some(m) = r.metric.filter(|m| *m > 0) {
-        attr(&mut s, "metric", &m.to_string());
-    }
-    s.push_str("/>");
-    b.line(&s);
+fn format_route(r: &Route) -> Element {
+    Element::new("route")
+        .with_opt_attr("family", r.family.map(IpFamily::as_str))
+        .with_attr("address", format_ip(&r.address))
+        .with_opt_attr("netmask", r.netmask.as_ref().map(format_ip))
+        .with_opt_attr("prefix", r.prefix)
+        .with_attr("gateway", format_ip(&r.gateway))
+        .with_opt_attr("metric", r.metric.filter(|m| *m > 0))
 }
 
-fn format_virtualport(b: &mut Buf, vp: &VirtualPort) {
+fn format_virtualport(vp: &VirtualPort) -> Option<Element> {
     let no_params = vp.manager_id.is_none()
         && vp.type_id.is_none()
         && vp.type_id_version.is_none()
         && vp.instance_id.is_none()
         && vp.profile_id.as_deref().is_none_or(str::is_empty)
         && vp.interface_id.is_none();
-    match vp.kind {
-        None if no_params => return,
-        None => b.line("<virtualport>"),
-        Some(k) if no_params => {
-            b.line(&format!("<virtualport type='{k}'/>"));
-            return;
-        }
-        Some(k) => b.line(&format!("<virtualport type='{k}'>")),
-    }
     let k = vp.kind;
+    if k.is_none() && no_params {
+        return None;
+    }
+    let e = Element::new("virtualport").with_opt_attr("type", k);
+    if no_params {
+        return Some(e);
+    }
     let any = k.is_none();
-    let qbg = any || k == Some(VirtualPortType::Qbg);
-    let mut s = String::from("<parameters");
-    if qbg {
-        if let Some(v) = vp.manager_id {
-            s.push_str(&format!(" managerid='{v}'"));
-        }
-        if let Some(v) = vp.type_id {
-            s.push_str(&format!(" typeid='{v}'"));
-        }
-        if let Some(v) = vp.type_id_version {
-            s.push_str(&format!(" typeidversion='{v}'"));
-        }
-        if let Some(v) = vp.instance_id {
-            s.push_str(&format!(" instanceid='{v}'"));
-        }
+    let mut p = Element::new("parameters");
+    if any || k == Some(VirtualPortType::Qbg) {
+        p.set_opt_attr("managerid", vp.manager_id);
+        p.set_opt_attr("typeid", vp.type_id);
+        p.set_opt_attr("typeidversion", vp.type_id_version);
+        p.set_opt_attr("instanceid", vp.instance_id);
     }
-    if let Some(v) = vp.interface_id
-        && (any
-            || matches!(
-                k,
-                Some(VirtualPortType::OpenVSwitch | VirtualPortType::Midonet)
-            ))
+    if any
+        || matches!(
+            k,
+            Some(VirtualPortType::OpenVSwitch | VirtualPortType::Midonet)
+        )
     {
-        s.push_str(&format!(" interfaceid='{v}'"));
+        p.set_opt_attr("interfaceid", vp.interface_id);
     }
-    if let Some(p) = vp.profile_id.as_deref().filter(|p| !p.is_empty())
-        && (any || matches!(k, Some(VirtualPortType::OpenVSwitch | VirtualPortType::Qbh)))
-    {
-        attr(&mut s, "profileid", p);
+    if any || matches!(k, Some(VirtualPortType::OpenVSwitch | VirtualPortType::Qbh)) {
+        p.set_opt_attr(
+            "profileid",
+            vp.profile_id.as_deref().filter(|p| !p.is_empty()),
+        );
     }
-    s.push_str("/>");
-    b.push();
-    b.line(&s);
-    b.pop();
-    b.line("</virtualport>");
+    Some(e.with_child(p))
 }
 
-fn format_portgroup(b: &mut Buf, pg: &PortGroup) {
-    let mut s = String::from("<portgroup");
-    attr(&mut s, "name", &pg.name);
-    if pg.is_default {
-        attr(&mut s, "default", "yes");
-    }
-    if let Some(t) = pg.trust_guest_rx_filters {
-        attr(&mut s, "trustGuestRxFilters", yes_no(t));
-    }
-    s.push('>');
-    b.line(&s);
-    b.push();
-    if let Some(v) = &pg.vlan {
-        format_vlan(b, v);
-    }
-    if let Some(vp) = &pg.virtualport {
-        format_virtualport(b, vp);
-    }
-    if let Some(bw) = &pg.bandwidth {
-        format_bandwidth(b, bw);
-    }
-    b.pop();
-    b.line("</portgroup>");
+fn format_portgroup(pg: &PortGroup) -> Element {
+    let mut e = Element::open("portgroup")
+        .with_attr("name", &pg.name)
+        .with_opt_attr("default", pg.is_default.then_some("yes"))
+        .with_opt_attr("trustGuestRxFilters", pg.trust_guest_rx_filters.map(yes_no));
+    e.push_opt(pg.vlan.as_ref().and_then(format_vlan));
+    e.push_opt(pg.virtualport.as_ref().and_then(format_virtualport));
+    e.push_opt(pg.bandwidth.as_ref().map(format_bandwidth));
+    e
 }

@@ -68,7 +68,7 @@ fn missing_decls(
     let shallow = Element {
         name: el.name.clone(),
         attrs: el.attrs.clone(),
-        children: Vec::new(),
+        ..Element::default()
     };
     inner_els.push(shallow);
     let mut uses: Vec<Option<&str>> = vec![prefix_of(&el.name)];
@@ -112,7 +112,7 @@ pub(super) fn capture(root: &Element, md: &Element) -> Element {
     let scope = Element {
         name: copy.name.clone(),
         attrs: copy.attrs.clone(),
-        children: Vec::new(),
+        ..Element::default()
     };
     let mut kept = Vec::new();
     for c in std::mem::take(&mut copy.children) {

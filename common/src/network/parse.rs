@@ -9,9 +9,10 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use crate::xml::values::str_to_u64p;
 use crate::xml::{Element, Node, ParseFlags, XmlError, XmlErrorKind};
 
-use super::addr::{MacAddr, PciAddr, Uuid, parse_ip, parse_ipv4, strtoul};
+use super::addr::{MacAddr, PciAddr, Uuid, parse_ip, parse_ipv4};
 use super::def::*;
 use super::metadata;
 
@@ -104,12 +105,12 @@ fn required_ip(n: Node<'_>, name: &str) -> Result<IpAddr, XmlError> {
     ip_attr(n, name)?.ok_or_else(|| missing(n, name))
 }
 
-/// An unsigned number attribute (C `strtoul` with `base`); empty means
+/// An unsigned number attribute (`virStrToLong_ullp` with `base`); empty means
 /// absent.
 fn num_attr(n: Node<'_>, name: &str, base: u32) -> Result<Option<u64>, XmlError> {
     match xattr(n, name) {
         None => Ok(None),
-        Some(v) => strtoul(v, base)
+        Some(v) => str_to_u64p(v, base)
             .map(Some)
             .ok_or_else(|| bad(n, name, v, "expected an unsigned integer, got")),
     }
@@ -717,7 +718,7 @@ fn parse_lease(n: Node<'_>, flags: ParseFlags) -> Result<Option<Lease>, XmlError
         return Ok(None);
     };
     let expiry =
-        strtoul(e, 10).ok_or_else(|| bad(n, "expiry", e, "failed to parse expiry value"))?;
+        str_to_u64p(e, 10).ok_or_else(|| bad(n, "expiry", e, "failed to parse expiry value"))?;
     let unit = enum_attr::<LeaseUnit>(n, "unit")?.unwrap_or(LeaseUnit::Minutes);
     Ok(Some(Lease { expiry, unit }))
 }
@@ -974,8 +975,8 @@ pub(super) fn parse_virtualport(n: Node<'_>, flags: ParseFlags) -> Result<Virtua
             match pn.attr(name) {
                 None => Ok(None),
                 Some(v) => {
-                    let x =
-                        strtoul(v, 0).ok_or_else(|| bad(pn, name, v, "cannot parse value of"))?;
+                    let x = str_to_u64p(v, 0)
+                        .ok_or_else(|| bad(pn, name, v, "cannot parse value of"))?;
                     if x > max {
                         return Err(bad(pn, name, v, "value out of range:"));
                     }

@@ -1,7 +1,7 @@
 //! Data types shared by pools and volumes: permissions, secrets and
 //! authentication, encryption.
 
-pub use super::util::Uuid;
+pub use crate::xml::Uuid;
 
 /// `<permissions>` of a pool target, a volume or its backing store.
 /// `None` is libvirt's `-1` ("not set").

@@ -1,15 +1,13 @@
 //! Parsing and formatting of the shared types in [`super::common`].
 
+use crate::xml::values::{Uuid, str_to_i32, str_to_u32p};
 use crate::xml::{Element, Node, XmlError, XmlErrorKind};
 
 use super::common::{
     AuthDef, AuthType, Cipher, Encryption, EncryptionEngine, EncryptionFormat, EncryptionSecret,
     EncryptionSecretType, Ivgen, Perms, SecretLookup,
 };
-use super::util::{
-    Uuid, attr_string, child_string, deep_text, invalid, open_close, str_to_i32, str_to_u32p,
-    xpath_long_long,
-};
+use super::util::{attr_string, child_string, deep_text, invalid, xpath_long_long};
 
 // === permissions ===
 
@@ -240,9 +238,10 @@ pub fn parse_encryption(node: &Node<'_>) -> Result<Encryption, XmlError> {
     })
 }
 
-/// `<encryption>` as `virStorageEncryptionFormat` writes it, at `indent`.
-pub fn format_encryption(enc: &Encryption, indent: usize) -> Element {
-    let mut el = Element::new("encryption")
+/// `<encryption>` as `virStorageEncryptionFormat` writes it (open and
+/// close tags even when empty).
+pub fn format_encryption(enc: &Encryption) -> Element {
+    let mut el = Element::open("encryption")
         .with_attr("format", enc.format)
         .with_opt_attr("engine", enc.engine);
     for s in &enc.secrets {
@@ -267,7 +266,7 @@ pub fn format_encryption(enc: &Encryption, indent: usize) -> Element {
             );
         }
     }
-    open_close(el, indent)
+    el
 }
 
 #[cfg(test)]
@@ -336,7 +335,7 @@ mod tests {
         let el = parse("<encryption format='qcow'/>").expect("xml");
         let e = parse_encryption(&Node::root(&el)).expect("enc");
         assert_eq!(
-            format_encryption(&e, 0).to_xml(),
+            format_encryption(&e).to_xml(),
             "<encryption format='qcow'>\n</encryption>\n"
         );
         for bad in [

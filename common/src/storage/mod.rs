@@ -33,6 +33,7 @@ pub mod volume;
 mod tests;
 
 pub use crate::xml::ParseFlags;
+pub use crate::xml::values::scale_integer;
 pub use common::{
     AuthDef, AuthType, Cipher, Encryption, EncryptionEngine, EncryptionFormat, EncryptionSecret,
     EncryptionSecretType, Ivgen, Perms, SecretLookup, Uuid,
@@ -44,7 +45,7 @@ pub use pool::{
     RefreshAllocation, ScsiHostAdapter, SourceDevice, SourceHost,
 };
 pub use pool_parse::valid_wwn;
-pub use util::{sanitize_path, scale_integer};
+pub use util::sanitize_path;
 pub use volume::{
     FileFeature, FileFormat, Timestamp, Timestamps, VolBackingStore, VolDef, VolDiskFormat,
     VolExtent, VolFormat, VolFormatTable, VolOptions, VolParseFlags, VolTarget, VolType,

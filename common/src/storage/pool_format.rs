@@ -4,7 +4,6 @@ use crate::xml::Element;
 
 use super::common_xml::{format_auth, format_perms};
 use super::pool::{Adapter, PoolDef, PoolNamespace, PoolNamespaceKind, PoolSource, PoolType};
-use super::util::open_close;
 
 impl PoolDef {
     /// The pool as libvirt writes it (`virStoragePoolDefFormat`).
@@ -51,12 +50,12 @@ impl PoolDef {
         }
         root.push(format_source(self.pool_type, &self.source));
         if self.pool_type.has_target() {
-            let mut target = Element::new("target");
+            let mut target = Element::open("target");
             if let Some(p) = &self.target.path {
                 target.push(Element::text_element("path", p.clone()));
             }
             target.push_opt(format_perms(&self.target.perms));
-            root.push(open_close(target, 1));
+            root.push(target);
         }
         if let Some(r) = &self.refresh {
             root.push(
@@ -93,7 +92,7 @@ impl PoolDef {
 /// `virStoragePoolSourceFormat`.
 fn format_source(pool_type: PoolType, src: &PoolSource) -> Element {
     let opts = pool_type.options();
-    let mut el = Element::new("source");
+    let mut el = Element::open("source");
     if opts.host {
         for h in &src.hosts {
             let mut host = Element::new("host").with_attr("name", &h.name);
@@ -158,7 +157,7 @@ fn format_source(pool_type: PoolType, src: &PoolSource) -> Element {
     if let Some(p) = &src.product {
         el.push(Element::new("product").with_attr("name", p));
     }
-    open_close(el, 1)
+    el
 }
 
 /// `virStorageAdapterFormat`.

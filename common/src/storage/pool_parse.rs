@@ -1,6 +1,7 @@
 //! Parsing a `<pool>` document: parse → post-parse (defaults) → validate,
 //! with libvirt's `virStoragePoolDefParseXML` semantics.
 
+use crate::xml::values::{str_to_i32, str_to_u32p};
 use crate::xml::{self, Element, Node, ParseFlags, XmlError, XmlErrorKind};
 
 use super::common::Uuid;
@@ -13,7 +14,6 @@ use super::pool::{
 use super::schema;
 use super::util::{
     attr_string, child_attr_string, child_string, invalid, local_name, namespace_of, sanitize_path,
-    str_to_i32, str_to_u32p,
 };
 
 impl PoolDef {

@@ -1,169 +1,11 @@
-//! Low-level helpers of the storage models: C-style number parsing (the
-//! semantics of libvirt's `virStrToLong_*`, `virScaleInteger`, XPath
-//! `number()`), UUIDs, path sanitising, XPath-like lookups that treat an
-//! empty string as absent (as `virXPathString` does), and output helpers.
-
-use std::fmt;
-use std::str::FromStr;
+//! Low-level helpers of the storage models: XPath `number()` (C-style
+//! numbers, scaling and UUIDs are the shared [`crate::xml::values`]),
+//! path sanitising, and XPath-like lookups that treat an empty string as
+//! absent (as `virXPathString` does).
 
 use crate::xml::{Child, Element, Node, XmlError};
 
 // === numbers ===
-
-/// C `isspace` in the "C" locale.
-fn is_c_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\u{b}' | '\u{c}' | '\r')
-}
-
-/// The result of a `strtol`/`strtoul` scan: sign, magnitude, overflow.
-#[derive(Clone, Copy, Debug)]
-struct CNum {
-    neg: bool,
-    mag: u64,
-    overflow: bool,
-}
-
-/// The core of C's `strtol`/`strtoul` with libvirt's `end_ptr == NULL`
-/// rule: leading blanks and a sign are accepted, the whole rest must be
-/// digits of `base` (0 = auto, 16 accepts `0x`).
-fn c_strto(s: &str, base: u32) -> Option<CNum> {
-    let t = s.trim_start_matches(is_c_space);
-    let (neg, t) = if let Some(r) = t.strip_prefix('-') {
-        (true, r)
-    } else if let Some(r) = t.strip_prefix('+') {
-        (false, r)
-    } else {
-        (false, t)
-    };
-    let mut base = base;
-    let mut digits = t;
-    let hex = digits
-        .strip_prefix("0x")
-        .or_else(|| digits.strip_prefix("0X"))
-        .filter(|r| r.chars().next().is_some_and(|c| c.is_ascii_hexdigit()));
-    if (base == 16 || base == 0)
-        && let Some(r) = hex
-    {
-        digits = r;
-        base = 16;
-    } else if base == 0 {
-        base = if digits.starts_with('0') { 8 } else { 10 };
-    }
-    if digits.is_empty() {
-        return None;
-    }
-    let mut mag: u64 = 0;
-    let mut overflow = false;
-    for c in digits.chars() {
-        let d = c.to_digit(base)?;
-        match mag
-            .checked_mul(u64::from(base))
-            .and_then(|m| m.checked_add(u64::from(d)))
-        {
-            Some(m) => mag = m,
-            None => overflow = true,
-        }
-    }
-    Some(CNum { neg, mag, overflow })
-}
-
-/// `virStrToLong_ll`: a signed 64-bit number.
-pub fn str_to_i64(s: &str, base: u32) -> Option<i64> {
-    let n = c_strto(s, base)?;
-    if n.overflow {
-        return None;
-    }
-    let v = i128::from(n.mag);
-    i64::try_from(if n.neg { -v } else { v }).ok()
-}
-
-/// `virStrToLong_i`: a signed 32-bit number.
-pub fn str_to_i32(s: &str, base: u32) -> Option<i32> {
-    str_to_i64(s, base).and_then(|v| i32::try_from(v).ok())
-}
-
-/// `virStrToLong_ui`: an unsigned 32-bit number, where `-N` wraps (so
-/// `-1` is `UINT_MAX`) as libvirt allows.
-pub fn str_to_u32(s: &str, base: u32) -> Option<u32> {
-    let n = c_strto(s, base)?;
-    if n.overflow {
-        return None;
-    }
-    let v = u32::try_from(n.mag).ok()?;
-    Some(if n.neg { v.wrapping_neg() } else { v })
-}
-
-/// `virStrToLong_uip`: an unsigned 32-bit number, no sign allowed.
-pub fn str_to_u32p(s: &str, base: u32) -> Option<u32> {
-    let n = c_strto(s, base)?;
-    if n.overflow || n.neg {
-        return None;
-    }
-    u32::try_from(n.mag).ok()
-}
-
-/// `virStrToLong_ullp`: an unsigned 64-bit number, no sign allowed.
-pub fn str_to_u64p(s: &str, base: u32) -> Option<u64> {
-    let n = c_strto(s, base)?;
-    if n.overflow || n.neg {
-        return None;
-    }
-    Some(n.mag)
-}
-
-/// `LLONG_MAX`: the largest size a volume may have (`off_t` is signed).
-pub const LLONG_MAX: u64 = 0x7fff_ffff_ffff_ffff;
-
-/// `virScaleInteger`: multiplies `value` by the unit (`k`, `KiB` = 1024,
-/// `KB` = 1000, ..., `E`, `b`/`byte`/`bytes`; none means `scale`), refusing
-/// results above `limit`.
-///
-/// # Errors
-/// Unknown unit ("unknown suffix 'x'") or overflow ("value too large").
-pub fn scale_integer(
-    value: u64,
-    unit: Option<&str>,
-    scale: u64,
-    limit: u64,
-) -> Result<u64, String> {
-    let factor = match unit {
-        None | Some("") => {
-            if scale == 0 {
-                return Err(format!("invalid scale {scale}"));
-            }
-            scale
-        }
-        Some(u) => {
-            let lower = u.to_ascii_lowercase();
-            let b = lower.as_bytes();
-            if lower == "b" || lower == "byte" || lower == "bytes" {
-                1
-            } else {
-                let base: u64 = if b.len() == 1 || &b[1..] == b"ib" {
-                    1024
-                } else if b.len() == 2 && b[1] == b'b' {
-                    1000
-                } else {
-                    return Err(format!("unknown suffix '{u}'"));
-                };
-                let exp = match b[0] {
-                    b'k' => 1,
-                    b'm' => 2,
-                    b'g' => 3,
-                    b't' => 4,
-                    b'p' => 5,
-                    b'e' => 6,
-                    _ => return Err(format!("unknown suffix '{u}'")),
-                };
-                base.pow(exp)
-            }
-        }
-    };
-    if value != 0 && value > limit / factor {
-        return Err(format!("value too large: {value}{}", unit.unwrap_or("")));
-    }
-    Ok(value * factor)
-}
 
 /// XPath `number()` of a string as libxml2 evaluates it (blanks around,
 /// optional `-`, decimals, optional exponent); `NaN` when it is not a
@@ -223,96 +65,6 @@ pub fn xpath_long_long(s: &str) -> Option<i64> {
     // In range and integral: the conversion is exact.
     #[allow(clippy::cast_possible_truncation)]
     Some(f as i64)
-}
-
-// === UUIDs ===
-
-/// A UUID, written in libvirt's canonical `8-4-4-4-12` lowercase form.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Uuid(pub [u8; 16]);
-
-impl Uuid {
-    /// A random (version 4) UUID, as `virUUIDGenerate`.
-    pub fn generate() -> Uuid {
-        let mut b = random_bytes();
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        Uuid(b)
-    }
-}
-
-fn random_bytes() -> [u8; 16] {
-    use std::io::Read;
-    let mut b = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
-        && f.read_exact(&mut b).is_ok()
-    {
-        return b;
-    }
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    for (i, chunk) in b.chunks_mut(8).enumerate() {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(nanos);
-        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        h.write_usize(i);
-        let v = h.finish().to_le_bytes();
-        chunk.copy_from_slice(&v[..chunk.len()]);
-    }
-    b
-}
-
-impl FromStr for Uuid {
-    type Err = ();
-
-    /// `virUUIDParse`: leading/trailing blanks, 32 hex digits, `-` or
-    /// spaces allowed between digit pairs.
-    fn from_str(s: &str) -> Result<Uuid, ()> {
-        let b = s
-            .trim_start_matches(|c: char| c.is_ascii_whitespace())
-            .as_bytes();
-        let mut out = [0u8; 16];
-        let mut i = 0;
-        let hexval = |c: u8| {
-            char::from(c)
-                .to_digit(16)
-                .and_then(|d| u8::try_from(d).ok())
-        };
-        for slot in &mut out {
-            while i < b.len() && (b[i] == b'-' || b[i] == b' ') {
-                i += 1;
-            }
-            let hi = hexval(*b.get(i).ok_or(())?).ok_or(())?;
-            let lo = hexval(*b.get(i + 1).ok_or(())?).ok_or(())?;
-            *slot = hi * 16 + lo;
-            i += 2;
-        }
-        if b[i..]
-            .iter()
-            .all(|c| c.is_ascii_whitespace() || *c == b'\x0b')
-        {
-            Ok(Uuid(out))
-        } else {
-            Err(())
-        }
-    }
-}
-
-impl fmt::Display for Uuid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, b) in self.0.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
-            }
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
 }
 
 // === paths ===
@@ -416,56 +168,9 @@ pub fn local_name(name: &str) -> &str {
     name.split_once(':').map_or(name, |(_, l)| l)
 }
 
-// === writing ===
-
-/// An element written as libvirt's literal open/close pair when it has no
-/// children (`<source>` newline `</source>`), at `indent` levels.
-pub fn open_close(mut el: Element, indent: usize) -> Element {
-    if el.children.is_empty() {
-        el.children
-            .push(Child::Text(format!("\n{}", "  ".repeat(indent))));
-    }
-    el
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn c_numbers() {
-        assert_eq!(str_to_i32(" 42", 10), Some(42));
-        assert_eq!(str_to_i32("42 ", 10), None);
-        assert_eq!(str_to_i32("-7", 10), Some(-7));
-        assert_eq!(str_to_i32("0700", 8), Some(0o700));
-        assert_eq!(str_to_i32("8", 8), None);
-        assert_eq!(str_to_i32("", 10), None);
-        assert_eq!(str_to_i32("99999999999", 10), None);
-        assert_eq!(str_to_u32("-1", 10), Some(u32::MAX));
-        assert_eq!(str_to_u32p("-1", 10), None);
-        assert_eq!(str_to_u32p("0x1f", 0), Some(31));
-        assert_eq!(str_to_u32p("010", 0), Some(8));
-        assert_eq!(str_to_u32p("0x", 0), None);
-        assert_eq!(str_to_u64p("18446744073709551615", 10), Some(u64::MAX));
-        assert_eq!(str_to_u64p("18446744073709551616", 10), None);
-    }
-
-    #[test]
-    fn scaling() {
-        assert_eq!(
-            scale_integer(10, Some("GB"), 1, LLONG_MAX),
-            Ok(10_000_000_000)
-        );
-        assert_eq!(scale_integer(1, Some("TiB"), 1, LLONG_MAX), Ok(1 << 40));
-        assert_eq!(scale_integer(5, Some("G"), 1, LLONG_MAX), Ok(5 << 30));
-        assert_eq!(scale_integer(5, Some("bytes"), 1, LLONG_MAX), Ok(5));
-        assert_eq!(scale_integer(5, None, 1, LLONG_MAX), Ok(5));
-        assert!(scale_integer(5, Some("x"), 1, LLONG_MAX).is_err());
-        assert!(scale_integer(5, Some("kiB2"), 1, LLONG_MAX).is_err());
-        assert!(scale_integer(5, Some("é"), 1, LLONG_MAX).is_err());
-        assert!(scale_integer(u64::MAX, Some("k"), 1, LLONG_MAX).is_err());
-        assert_eq!(scale_integer(0, Some("E"), 1, LLONG_MAX), Ok(0));
-    }
 
     #[test]
     fn xpath_numbers() {
@@ -477,30 +182,6 @@ mod tests {
         assert_eq!(xpath_long_long(""), None);
         assert_eq!(xpath_long_long("."), None);
         assert_eq!(xpath_long_long("1e400"), None);
-    }
-
-    #[test]
-    fn uuids() {
-        let u: Uuid = "70a7eb15-6c34-ee9c-bf57-69e8e5ff3fb2"
-            .parse()
-            .expect("uuid");
-        assert_eq!(u.to_string(), "70a7eb15-6c34-ee9c-bf57-69e8e5ff3fb2");
-        let v: Uuid = " 70A7EB156C34EE9CBF5769E8E5FF3FB2 ".parse().expect("uuid");
-        assert_eq!(u, v);
-        assert!("70a7eb15".parse::<Uuid>().is_err());
-        assert!(
-            "70a7eb15-6c34-ee9c-bf57-69e8e5ff3fb2x"
-                .parse::<Uuid>()
-                .is_err()
-        );
-        assert!(
-            "é0a7eb15-6c34-ee9c-bf57-69e8e5ff3fb2"
-                .parse::<Uuid>()
-                .is_err()
-        );
-        let g = Uuid::generate();
-        assert_eq!(g.0[6] >> 4, 4);
-        assert_ne!(g, Uuid::generate());
     }
 
     #[test]

@@ -5,7 +5,6 @@ use crate::xml::Element;
 use super::common::Perms;
 use super::common_xml::{format_encryption, format_perms};
 use super::pool::PoolDef;
-use super::util::open_close;
 use super::volume::{Timestamp, VolDef, VolFormat, VolOptions, VolTarget, VolType};
 
 impl VolDef {
@@ -90,14 +89,14 @@ fn timestamp(name: &str, ts: Option<Timestamp>) -> Option<Element> {
 
 /// `virStorageVolTargetDefFormat` for `<target>`.
 fn format_target(opts: &VolOptions, t: &VolTarget) -> Element {
-    let mut el = Element::new("target");
+    let mut el = Element::open("target");
     if let Some(p) = &t.path {
         el.push(Element::text_element("path", p.clone()));
     }
     push_format(&mut el, opts, t.format);
     push_perms(&mut el, &t.perms);
     if let Some(ts) = &t.timestamps {
-        let mut tel = Element::new("timestamps");
+        let mut tel = Element::open("timestamps");
         for (name, v) in [
             ("atime", ts.atime),
             ("btime", ts.btime),
@@ -106,10 +105,10 @@ fn format_target(opts: &VolOptions, t: &VolTarget) -> Element {
         ] {
             tel.push_opt(timestamp(name, v));
         }
-        el.push(open_close(tel, 2));
+        el.push(tel);
     }
     if let Some(enc) = &t.encryption {
-        el.push(format_encryption(enc, 2));
+        el.push(format_encryption(enc));
     }
     if let Some(c) = &t.compat {
         el.push(Element::text_element("compat", c.clone()));
@@ -128,5 +127,5 @@ fn format_target(opts: &VolOptions, t: &VolTarget) -> Element {
         }
         el.push(f);
     }
-    open_close(el, 1)
+    el
 }

@@ -3,15 +3,13 @@
 
 use std::collections::BTreeSet;
 
+use crate::xml::values::{LLONG_MAX, scale_integer, str_to_u32, str_to_u64p};
 use crate::xml::{self, Element, Node, XmlError, XmlErrorKind};
 
 use super::common_xml::{parse_encryption, parse_perms};
 use super::pool::PoolDef;
 use super::schema;
-use super::util::{
-    LLONG_MAX, attr_string, child_attr_string, child_string, invalid, scale_integer, str_to_u32,
-    str_to_u64p,
-};
+use super::util::{attr_string, child_attr_string, child_string, invalid};
 use super::volume::{
     FileFeature, VolBackingStore, VolDef, VolOptions, VolParseFlags, VolTarget, VolType,
 };
@@ -115,7 +113,7 @@ fn parse_size(node: &Node<'_>, name: &str, text: &str) -> Result<u64, XmlError> 
         XmlError::bad_value(path.as_str(), text, format!("malformed {name} element:"))
     })?;
     let unit = child_attr_string(node, name, "unit");
-    scale_integer(v, unit.as_deref(), 1, LLONG_MAX).map_err(|m| invalid(path, m))
+    scale_integer(v, unit.as_deref(), 1, LLONG_MAX).map_err(|e| invalid(path, e.to_string()))
 }
 
 fn parse_format(
@@ -198,8 +196,8 @@ fn parse_vol(root: &Node<'_>, opts: VolOptions) -> Result<VolDef, XmlError> {
                 )
             })?;
             let unit = child_attr_string(t, "clusterSize", "unit");
-            target.cluster_size =
-                scale_integer(v, unit.as_deref(), 1, u64::MAX).map_err(|m| invalid(path, m))?;
+            target.cluster_size = scale_integer(v, unit.as_deref(), 1, u64::MAX)
+                .map_err(|e| invalid(path, e.to_string()))?;
         }
         if let Some(f) = t.child("features") {
             let f = f.node();

@@ -16,16 +16,20 @@
 //! - [`Element::to_xml`] writes libvirt's canonical layout: two-space
 //!   indent, attributes in insertion order with single quotes,
 //!   self-closing empty elements, text inline, libvirt's escaping.
+//! - [`values`]: UUIDs, MAC addresses, C-style integers and scaled sizes
+//!   with libvirt's parsing rules, shared by every model.
 //! - [`xml_enum!`](crate::xml_enum) declares an enum of attribute values
 //!   with its XML spellings.
 
 mod error;
 mod node;
 mod tree;
+pub mod values;
 
 pub use error::{XmlError, XmlErrorKind};
 pub use node::{Node, NodeBuf, parse_uint};
 pub use tree::{Child, Element, MAX_DEPTH, escape, escape_into, parse};
+pub use values::{MacAddr, Uuid};
 
 /// Flags for parsing a definition, as libvirt's `VIR_DOMAIN_DEF_PARSE_*`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,5 +1,10 @@
 //! [`Node`]: an element with its path, and typed accessors whose errors
 //! name the path and the value.
+//!
+//! A child found by [`Node::child`] owns its path ([`NodeBuf`]), and has
+//! the same accessors, whose results borrow the document rather than the
+//! child, so calls chain:
+//! `n.child("driver").and_then(|d| d.attr("cache"))`.
 
 use std::str::FromStr;
 
@@ -7,22 +12,22 @@ use super::error::{XmlError, XmlErrorKind};
 use super::tree::Element;
 
 /// An element together with where it is: `devices/disk[2]/driver`.
+///
+/// `P` holds the path: borrowed (`Node<'a>`, which is `Copy`) or owned
+/// ([`NodeBuf`], what child lookups return).
 #[derive(Clone, Copy, Debug)]
-pub struct Node<'a> {
+pub struct Node<'a, P = &'a str> {
     /// The element.
     pub el: &'a Element,
-    path: &'a str,
+    path: P,
 }
 
-/// Owned path storage for children (paths are built on demand).
-#[derive(Clone, Debug)]
-pub struct NodeBuf<'a> {
-    el: &'a Element,
-    path: String,
-}
+/// A node that owns its path: what [`Node::child`] and friends return.
+/// Every accessor of [`Node`] is available on it directly.
+pub type NodeBuf<'a> = Node<'a, String>;
 
 impl<'a> NodeBuf<'a> {
-    /// Borrows as a [`Node`].
+    /// Borrows as a [`Node`] (to pass to functions taking `Node<'_>`).
     pub fn node(&self) -> Node<'_> {
         Node {
             el: self.el,
@@ -37,18 +42,21 @@ impl<'a> Node<'a> {
     pub fn root(el: &'a Element) -> Node<'a> {
         Node { el, path: "" }
     }
+}
 
+impl<'a, P: AsRef<str>> Node<'a, P> {
     /// The element's path.
     pub fn path(&self) -> &str {
-        self.path
+        self.path.as_ref()
     }
 
     /// The path of attribute `name`.
     pub fn attr_path(&self, name: &str) -> String {
-        if self.path.is_empty() {
+        let path = self.path();
+        if path.is_empty() {
             format!("@{name}")
         } else {
-            format!("{}/@{name}", self.path)
+            format!("{path}/@{name}")
         }
     }
 
@@ -59,16 +67,17 @@ impl<'a> Node<'a> {
             Some(i) => format!("{name}[{i}]"),
             None => name.to_owned(),
         };
-        if self.path.is_empty() {
+        let path = self.path();
+        if path.is_empty() {
             seg
         } else {
-            format!("{}/{seg}", self.path)
+            format!("{path}/{seg}")
         }
     }
 
     /// The first child called `name`.
     pub fn child(&self, name: &str) -> Option<NodeBuf<'a>> {
-        self.el.child(name).map(|el| NodeBuf {
+        self.el.child(name).map(|el| Node {
             el,
             path: self.child_path(name, None),
         })
@@ -88,7 +97,7 @@ impl<'a> Node<'a> {
         self.el
             .children_named(name)
             .enumerate()
-            .map(|(i, el)| NodeBuf {
+            .map(|(i, el)| Node {
                 el,
                 path: self.child_path(name, Some(i + 1)),
             })
@@ -103,7 +112,7 @@ impl<'a> Node<'a> {
             .map(|el| {
                 let n = counts.entry(el.name.as_str()).or_insert(0);
                 *n += 1;
-                NodeBuf {
+                Node {
                     el,
                     path: self.child_path(&el.name, Some(*n)),
                 }
@@ -228,7 +237,7 @@ impl<'a> Node<'a> {
     pub fn uint_text<T: TryFrom<u64>>(&self) -> Result<T, XmlError> {
         let t = self.text();
         parse_uint::<T>(&t).ok_or_else(|| {
-            XmlError::bad_value(self.path, t.trim(), "expected an unsigned integer, got")
+            XmlError::bad_value(self.path(), t.trim(), "expected an unsigned integer, got")
         })
     }
 
@@ -302,6 +311,33 @@ mod tests {
         );
         let err = root.required_child("name").expect_err("missing");
         assert_eq!(err.to_string(), "name: missing");
+    }
+
+    #[test]
+    fn child_lookups_chain() {
+        let el = parse("<i><tune><sndbuf>7</sndbuf></tune><c><rx><frames max='3'/></rx></c></i>")
+            .expect("xml");
+        let n = Node::root(&el);
+        let max = n
+            .child("c")
+            .and_then(|c| c.child("rx"))
+            .and_then(|r| r.child("frames"))
+            .and_then(|f| f.attr("max"));
+        assert_eq!(max, Some("3"));
+        let sndbuf: Option<u32> = n
+            .child("tune")
+            .and_then(|t| t.child("sndbuf"))
+            .map(|s| s.uint_text())
+            .transpose()
+            .expect("number");
+        assert_eq!(sndbuf, Some(7));
+        let err = n
+            .child("c")
+            .and_then(|c| c.child("rx"))
+            .map(|r| r.required_attr("x"))
+            .expect("rx")
+            .expect_err("missing");
+        assert_eq!(err.to_string(), "c/rx/@x: missing");
     }
 
     #[test]

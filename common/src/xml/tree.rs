@@ -22,6 +22,10 @@ pub struct Element {
     pub attrs: Vec<(String, String)>,
     /// Children in order. Whitespace-only text between elements is dropped.
     pub children: Vec<Child>,
+    /// Output only: write an open and a close tag on their own lines even
+    /// when there are no children (`<devices>` newline `</devices>`), as
+    /// libvirt does for elements it writes by hand. Never set by [`parse`].
+    pub force_open: bool,
 }
 
 impl Element {
@@ -29,8 +33,16 @@ impl Element {
     pub fn new(name: impl Into<String>) -> Element {
         Element {
             name: name.into(),
-            attrs: Vec::new(),
-            children: Vec::new(),
+            ..Element::default()
+        }
+    }
+
+    /// A new element written with open and close tags even when empty
+    /// (see [`Element::force_open`]).
+    pub fn open(name: impl Into<String>) -> Element {
+        Element {
+            force_open: true,
+            ..Element::new(name)
         }
     }
 
@@ -168,9 +180,9 @@ impl Element {
             out.push('\'');
         }
         let has_elements = self.children.iter().any(|c| matches!(c, Child::Element(_)));
-        if self.children.is_empty() {
+        if self.children.is_empty() && !self.force_open {
             out.push_str("/>\n");
-        } else if !has_elements {
+        } else if !has_elements && !self.children.is_empty() {
             out.push('>');
             for c in &self.children {
                 if let Child::Text(t) = c {
@@ -419,10 +431,29 @@ mod tests {
 
     #[test]
     fn depth_is_bounded() {
-        let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
+        let deep = format!(
+            "{}{}",
+            "<a>".repeat(MAX_DEPTH + 1),
+            "</a>".repeat(MAX_DEPTH + 1)
+        );
         assert!(parse(&deep).is_err());
         let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
         assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn forced_open_elements() {
+        let el = Element::new("domain")
+            .with_child(Element::open("devices"))
+            .with_child(Element::open("hyperv").with_attr("mode", "custom"))
+            .with_child(Element::open("name").with_text("x"))
+            .with_child(Element::open("ip").with_child(Element::new("dhcp")));
+        assert_eq!(
+            el.to_xml(),
+            "<domain>\n  <devices>\n  </devices>\n  <hyperv mode='custom'>\n  </hyperv>\n  \
+             <name>x</name>\n  <ip>\n    <dhcp/>\n  </ip>\n</domain>\n"
+        );
+        assert!(!parse("<a></a>").expect("xml").force_open);
     }
 
     #[test]

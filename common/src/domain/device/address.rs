@@ -1,37 +1,17 @@
 //! The `<address>` family: where a device sits on its bus.
 
+use crate::xml::values::str_to_u64p;
 use crate::xml::{Element, Node, XmlError};
 
-/// Parses an unsigned number as C's `strtoul(base 0)`: `0x` hex, leading
-/// `0` octal, else decimal.
+/// An unsigned number as libvirt's `virXMLPropUInt` with base 0
+/// (`virStrToLong_uip`): `0x` hex, leading `0` octal, else decimal.
 pub(crate) fn parse_base0(s: &str) -> Option<u64> {
-    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        u64::from_str_radix(h, 16).ok()
-    } else if s.len() > 1 && s.starts_with('0') {
-        if !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-            return None;
-        }
-        u64::from_str_radix(&s[1..], 8).ok()
-    } else {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
-    }
+    str_to_u64p(s, 0)
 }
 
+/// An unsigned number in base 16, `0x` optional (`virStrToLong_uip`).
 fn parse_hex(s: &str) -> Option<u64> {
-    let h = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
-    if h.is_empty() || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u64::from_str_radix(h, 16).ok()
+    str_to_u64p(s, 16)
 }
 
 fn num<T: TryFrom<u64>>(

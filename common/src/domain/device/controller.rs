@@ -307,6 +307,18 @@ impl Controller {
             }
         }
         c.info = DeviceInfo::parse(n, ctx, InfoOpts::NONE)?;
+        // An ICH9 UHCI companion is known as one when it is inserted (so
+        // its EHCI master goes before it), with its usual start port.
+        if c.info.master_startport.is_none()
+            && let Some(ControllerModel::Usb(m)) = c.model
+        {
+            c.info.master_startport = match m {
+                UsbModel::Ich9Uhci1 => Some(0),
+                UsbModel::Ich9Uhci2 => Some(2),
+                UsbModel::Ich9Uhci3 => Some(4),
+                _ => None,
+            };
+        }
         Ok((c, has_index))
     }
 

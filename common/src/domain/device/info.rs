@@ -65,6 +65,12 @@ impl InfoOpts {
     };
 }
 
+/// Whether `alias` was given by the user (libvirt's `ua-` prefix) rather
+/// than assigned by the driver.
+pub fn is_user_alias(alias: &str) -> bool {
+    alias.starts_with("ua-")
+}
+
 fn valid_loadparm(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 8
@@ -83,7 +89,7 @@ impl DeviceInfo {
         if let Some(a) = n.child("alias") {
             let a = a.node();
             if let Some(name) = a.attr("name") {
-                let user = name.starts_with("ua-");
+                let user = is_user_alias(name);
                 if user
                     && !name[3..]
                         .bytes()
@@ -156,7 +162,7 @@ impl DeviceInfo {
     }
 
     /// Appends the info children to a device element.
-    pub(crate) fn format(&self, _flags: &Fmt, opts: InfoOpts, e: &mut Element) {
+    pub(crate) fn format(&self, flags: &Fmt, opts: InfoOpts, e: &mut Element) {
         if opts.boot
             && let Some(b) = &self.boot
         {
@@ -166,7 +172,11 @@ impl DeviceInfo {
                     .with_opt_attr("loadparm", b.loadparm.as_deref()),
             );
         }
-        if let Some(a) = &self.alias {
+        // Aliases are live data, except user aliases (`ua-`), which the
+        // inactive definition keeps (virDomainDeviceInfoFormat).
+        if let Some(a) = &self.alias
+            && (!flags.inactive || is_user_alias(a))
+        {
             e.push(Element::new("alias").with_attr("name", a));
         }
         if let Some(p) = self.master_startport {

@@ -2,7 +2,7 @@
 
 use crate::xml::{Element, Node, XmlError};
 
-use super::super::util::{Ctx, Fmt, MacAddr, missing, on_off, with_child, yes_no};
+use super::super::util::{Ctx, Fmt, MacAddr, missing, on_off, yes_no};
 use super::address::Address;
 use super::chardev::Reconnect;
 use super::info::{DeviceInfo, InfoOpts};
@@ -390,7 +390,7 @@ impl Interface {
             mac_check = m.yes_no_attr("check")?;
         }
         if mac_generated || mac.is_zero() {
-            mac = MacAddr::generate(ctx.hooks);
+            mac = ctx.generate_mac();
             mac_generated = true;
         }
         let sn = n.child("source");
@@ -505,8 +505,10 @@ impl Interface {
                     Some((name, params))
                 }
             },
-            sndbuf: with_child(n, "tune", |t| with_child(t, "sndbuf", |s| s.uint_text()))
-                .flatten()
+            sndbuf: n
+                .child("tune")
+                .and_then(|t| t.child("sndbuf"))
+                .map(|s| s.uint_text())
                 .transpose()?,
             teaming: match n.child("teaming") {
                 None => None,
@@ -516,20 +518,21 @@ impl Interface {
                 }
             },
             link_state: match n.child("link") {
-                Some(l) => l.node().parse_attr("state")?,
+                Some(l) => l.parse_attr("state")?,
                 None => None,
             },
             mtu: match n.child("mtu") {
-                Some(m) => m.node().uint_attr("size")?,
+                Some(m) => m.uint_attr("size")?,
                 None => None,
             },
-            coalesce_rx_frames: with_child(n, "coalesce", |c| {
-                with_child(c, "rx", |r| with_child(r, "frames", |f| f.uint_attr("max")))
-            })
-            .flatten()
-            .flatten()
-            .transpose()?
-            .flatten(),
+            coalesce_rx_frames: match n
+                .child("coalesce")
+                .and_then(|c| c.child("rx"))
+                .and_then(|r| r.child("frames"))
+            {
+                Some(f) => f.uint_attr("max")?,
+                None => None,
+            },
             info: DeviceInfo::parse(n, ctx, InfoOpts::BOOT_ROM)?,
         };
         if let Some((kind, persistent)) = &iface.teaming
