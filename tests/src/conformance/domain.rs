@@ -1,7 +1,8 @@
 //! Domain categories that need only the driver-neutral model:
 //! `domain-xml2xml-generic` (libvirt's `genericxml2xmltest`),
 //! `domain-schema` (`virschematest` on extra files) and the parse stage of
-//! `domain-xml-errors` (`qemuxmlconftest` refusals).
+//! `domain-xml-errors` (`qemuxmlconftest` refusals, through the QEMU
+//! driver's hooks as in [`super::qemu_xml`]).
 
 use common::xml::{FormatFlags, ParseFlags};
 
@@ -154,21 +155,7 @@ impl Category for XmlErrors {
                 });
             }
         };
-        let produced = {
-            models::domain_round_trip(
-                &input,
-                ParseFlags {
-                    inactive: true,
-                    ..ParseFlags::default()
-                },
-                FormatFlags {
-                    inactive: true,
-                    secure: true,
-                    ..FormatFlags::default()
-                },
-                &models::generic_hooks(),
-            )
-        };
+        let produced = super::qemu_xml::qemu_round_trip(corpus, case, &input);
         expect_refusal(&err_rel, expected, &out_rel, produced)
     }
 }

@@ -1,5 +1,9 @@
 //! What the host and its QEMU offer: emulator discovery, version probing,
-//! node info from /proc.
+//! node info from /proc; [`qemu`]: the capabilities of one QEMU binary.
+
+pub mod qemu;
+
+pub use qemu::{Accel, CapsCache, QemuCaps};
 
 use std::path::{Path, PathBuf};
 
