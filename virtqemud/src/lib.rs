@@ -13,6 +13,7 @@
 //! daemon.
 
 pub mod caps;
+pub mod command;
 pub mod domain_event;
 pub mod domain_obj;
 pub mod driver;

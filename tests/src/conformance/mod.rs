@@ -23,6 +23,8 @@ mod domain;
 pub mod manifest;
 pub mod models;
 mod network;
+mod qemu_argv;
+mod qemu_xml;
 pub mod schema;
 mod storage;
 
@@ -47,9 +49,11 @@ pub static CATEGORIES: &[&dyn Category] = &[
     &domain::Xml2XmlGeneric,
     &domain::Schema,
     &domain::XmlErrors,
+    &qemu_xml::Xml2XmlQemu,
     &network::Xml2Xml,
     &storage::PoolXml2Xml,
     &storage::VolXml2Xml,
+    &qemu_argv::Xml2Argv,
 ];
 
 // === corpus ===
