@@ -280,6 +280,19 @@ fn start(e: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> {
     Ok(el)
 }
 
+/// XML 1.0 forbids control characters other than tab, newline and carriage
+/// return, raw or as character references; libxml2 (so libvirt) refuses
+/// them. Accepting them would lose data: the writer drops them.
+fn check_chars(s: &str) -> Result<(), XmlError> {
+    match s
+        .chars()
+        .find(|&c| (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        Some(c) => Err(syntax(format!("invalid character value 0x{:x}", c as u32))),
+        None => Ok(()),
+    }
+}
+
 fn push_text(stack: &mut [Element], text: &str) {
     if let Some(top) = stack.last_mut() {
         if let Some(Child::Text(t)) = top.children.last_mut() {
@@ -335,6 +348,7 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
             }
             Event::Text(t) => {
                 let s = t.xml10_content();
+                check_chars(&s)?;
                 if stack.is_empty() {
                     if !s.trim().is_empty() {
                         return Err(syntax("text outside the root element"));
@@ -345,6 +359,7 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
             }
             Event::CData(c) => {
                 let s = c.into_inner().into_owned();
+                check_chars(&s)?;
                 push_text(&mut stack, &s);
             }
             Event::GeneralRef(r) => {
@@ -362,6 +377,7 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                     }
                 };
                 if let Some(s) = resolved {
+                    check_chars(&s)?;
                     if stack.is_empty() {
                         return Err(syntax("text outside the root element"));
                     }
