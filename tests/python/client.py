@@ -51,7 +51,7 @@ def main():
     import grpc
     from virt.admin.v1 import admin_pb2, admin_pb2_grpc
     from virt.common.v1 import common_pb2
-    from virt.domain.v1 import domain_pb2, domain_pb2_grpc
+    from virt.domain.v1 import domain_pb2, domain_pb2_grpc, types_pb2
 
     failures = []
 
@@ -100,15 +100,19 @@ def main():
         d = detail_of(e, common_pb2)
         check(d is not None and d.code_name == "OPERATION_DENIED", "ro detail: %s" % show(d))
 
-    # An unfilled read-only RPC passes the ACL and is UNIMPLEMENTED.
+    # A read-only RPC passes the ACL; an unknown domain is NOT_FOUND with
+    # libvirt's NO_DOMAIN (42) code in the details.
     try:
-        ro.LookupDomain(domain_pb2.LookupDomainRequest(), timeout=timeout)
-        check(False, "LookupDomain is not filled yet")
+        ro.LookupDomain(
+            domain_pb2.LookupDomainRequest(domain=types_pb2.DomainRef(name="no-such-domain")),
+            timeout=timeout,
+        )
+        check(False, "LookupDomain of a missing domain succeeded")
     except grpc.RpcError as e:
-        check(e.code() == grpc.StatusCode.UNIMPLEMENTED, "LookupDomain on ro: %s" % e.code())
-        check("virt.domain.v1.DomainService/LookupDomain" in e.details(), e.details())
+        check(e.code() == grpc.StatusCode.NOT_FOUND, "LookupDomain on ro: %s" % e.code())
+        check("no-such-domain" in e.details(), e.details())
         d = detail_of(e, common_pb2)
-        check(d is not None and d.code == 3 and d.code_name == "NO_SUPPORT", "detail: %s" % show(d))
+        check(d is not None and d.code == 42 and d.code_name == "NO_DOMAIN", "detail: %s" % show(d))
 
     if failures:
         print("%d check(s) failed" % len(failures), file=sys.stderr)
