@@ -272,6 +272,7 @@ fn start(e: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> {
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
             .map_err(syntax)?
             .into_owned();
+        check_chars(&value)?;
         if el.attrs.iter().any(|(k, _)| *k == key) {
             return Err(syntax(format!("attribute '{key}' redefined")));
         }
@@ -440,6 +441,11 @@ mod tests {
             "<a x='1' x='2'/>",
             "<a>&bogus;</a>",
             "<a><b></a>",
+            "<a>\u{1}</a>",
+            "<a>&#1;</a>",
+            "<a><![CDATA[\u{2}]]></a>",
+            "<a x='&#2;'/>",
+            "<a x='a\u{1}'/>",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should fail");
         }
