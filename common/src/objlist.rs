@@ -41,14 +41,7 @@ pub type RawUuid = [u8; 16];
 /// assert_eq!(common::objlist::format_uuid(&u), "4dea22b3-1d52-d8f3-2516-782e98ab3fa0");
 /// ```
 pub fn format_uuid(u: &RawUuid) -> String {
-    let mut s = String::with_capacity(36);
-    for (i, b) in u.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    crate::xml::Uuid(*u).to_string()
 }
 
 /// Parses a UUID as libvirt's `virUUIDParse`: 32 hex digits in pairs,
@@ -61,23 +54,7 @@ pub fn format_uuid(u: &RawUuid) -> String {
 /// assert!(common::objlist::parse_uuid("not-a-uuid").is_none());
 /// ```
 pub fn parse_uuid(s: &str) -> Option<RawUuid> {
-    let b = s.trim().as_bytes();
-    let mut out = [0u8; 16];
-    let mut i = 0;
-    let mut pos = 0;
-    while i < 16 {
-        let c = *b.get(pos)?;
-        if c == b'-' || c == b' ' {
-            pos += 1;
-            continue;
-        }
-        let hi = char::from(c).to_digit(16)?;
-        let lo = char::from(*b.get(pos + 1)?).to_digit(16)?;
-        out[i] = u8::try_from(hi * 16 + lo).ok()?;
-        i += 1;
-        pos += 2;
-    }
-    (pos == b.len()).then_some(out)
+    crate::xml::Uuid::parse(s).map(|u| u.0)
 }
 
 /// What kind of object a list holds: the words and codes of its errors.

@@ -4,7 +4,6 @@
 //! ([`Error::lines`]). gRPC statuses are turned into messages in exactly
 //! one place, [`status_message`].
 
-use prost::Message;
 use proto::common::v1::ErrorDetail;
 use tonic::{Code, Status};
 
@@ -133,14 +132,13 @@ pub fn status_message(status: &Status) -> String {
 /// Decodes the `virt.common.v1.ErrorDetail` the daemons put in the details
 /// of every failed call, if present.
 pub fn error_detail(status: &Status) -> Option<ErrorDetail> {
-    if status.details().is_empty() {
-        return None;
-    }
-    ErrorDetail::decode(status.details()).ok()
+    common::error::status_detail(status)
 }
 
 #[cfg(test)]
 mod tests {
+    use prost::Message;
+
     use super::*;
 
     #[test]
