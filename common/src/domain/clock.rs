@@ -102,6 +102,22 @@ pub(crate) fn parse(n: Node<'_>, ctx: &Ctx<'_>) -> Result<Clock, XmlError> {
         &["offset", "adjustment", "basis", "timezone", "start"],
         &["timer"],
     )?;
+    ctx.check_child(
+        n,
+        "timer",
+        &[
+            "name",
+            "present",
+            "tickpolicy",
+            "track",
+            "frequency",
+            "mode",
+        ],
+        &["catchup"],
+    )?;
+    for t in super::util::named(n, "timer") {
+        ctx.check_child(t.node(), "catchup", &["threshold", "slew", "limit"], &[])?;
+    }
     let off = n.attr("offset").unwrap_or("utc");
     let adj = n.attr("adjustment");
     let offset = match off {

@@ -208,6 +208,43 @@ fn parse_numa(n: Node<'_>) -> Result<Numa, XmlError> {
     })
 }
 
+/// With the validate flag: the children of `<cpu>` (a NUMA cell's
+/// `<cache>` and `<interconnects>` are kept as they are).
+fn check_children(n: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    if !ctx.flags.validate {
+        return Ok(());
+    }
+    ctx.check_child(n, "model", &["fallback", "vendor_id"], &[])?;
+    ctx.check_leaves(n, &["vendor"])?;
+    ctx.check_child(
+        n,
+        "topology",
+        &["sockets", "dies", "clusters", "cores", "threads"],
+        &[],
+    )?;
+    ctx.check_child(n, "cache", &["level", "mode"], &[])?;
+    ctx.check_child(n, "maxphysaddr", &["mode", "bits", "limit"], &[])?;
+    ctx.check_child(n, "feature", &["policy", "name"], &[])?;
+    ctx.check_child(n, "numa", &[], &["cell", "interconnects"])?;
+    if let Some(numa) = n.child("numa") {
+        let numa = numa.node();
+        ctx.check_child(
+            numa,
+            "cell",
+            &["id", "cpus", "memory", "unit", "memAccess", "discard"],
+            &["distances", "cache"],
+        )?;
+        for c in super::util::named(numa, "cell") {
+            let c = c.node();
+            ctx.check_child(c, "distances", &[], &["sibling"])?;
+            if let Some(d) = c.child("distances") {
+                ctx.check_child(d.node(), "sibling", &["id", "value"], &[])?;
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn parse(n: Node<'_>, ctx: &Ctx<'_>) -> Result<Cpu, XmlError> {
     ctx.check(
         n,
@@ -228,6 +265,7 @@ pub(crate) fn parse(n: Node<'_>, ctx: &Ctx<'_>) -> Result<Cpu, XmlError> {
             "numa",
         ],
     )?;
+    check_children(n, ctx)?;
     let mut cpu = Cpu {
         mode: n.parse_attr("mode")?,
         check: n.parse_attr("check")?,

@@ -99,6 +99,31 @@ pub(crate) fn parse(
     iothreads: &mut [IoThread],
 ) -> Result<(CpuTune, Vec<Resctrl>), XmlError> {
     ctx.check(n, &[], CHILDREN)?;
+    ctx.check_leaves(
+        n,
+        &[
+            "shares",
+            "global_period",
+            "global_quota",
+            "period",
+            "quota",
+            "emulator_period",
+            "emulator_quota",
+            "iothread_period",
+            "iothread_quota",
+        ],
+    )?;
+    ctx.check_child(n, "vcpupin", &["vcpu", "cpuset"], &[])?;
+    ctx.check_child(n, "emulatorpin", &["cpuset"], &[])?;
+    ctx.check_child(n, "iothreadpin", &["iothread", "cpuset"], &[])?;
+    ctx.check_child(n, "vcpusched", &["vcpus", "scheduler", "priority"], &[])?;
+    ctx.check_child(
+        n,
+        "iothreadsched",
+        &["iothreads", "scheduler", "priority"],
+        &[],
+    )?;
+    ctx.check_child(n, "emulatorsched", &["scheduler", "priority"], &[])?;
     let mut t = CpuTune {
         shares: child_uint(n, "shares")?,
         global_period: nonzero_u(n, "global_period")?,

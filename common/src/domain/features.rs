@@ -328,8 +328,115 @@ fn parse_kvm(k: Node<'_>) -> Result<KvmFeatures, XmlError> {
     Ok(kv)
 }
 
+/// With the validate flag: what `<features>` and its children may carry.
+fn check(f: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    if !ctx.flags.validate {
+        return Ok(());
+    }
+    const PLAIN: &[&str] = &["acpi", "pae", "viridian", "privnet"];
+    const STATES: &[&str] = &[
+        "hap",
+        "pvspinlock",
+        "pmu",
+        "vmport",
+        "vmcoreinfo",
+        "htm",
+        "nested-hv",
+        "ccf-assist",
+        "ras",
+        "ps2",
+    ];
+    const VALUES: &[&str] = &["cfpc", "sbbc", "ibs"];
+    const OTHERS: &[&str] = &[
+        "apic",
+        "smm",
+        "gic",
+        "ioapic",
+        "hpt",
+        "hyperv",
+        "kvm",
+        "xen",
+        "capabilities",
+        "msrs",
+        "tcg",
+        "async-teardown",
+    ];
+    let all: Vec<&str> = [PLAIN, STATES, VALUES, OTHERS].concat();
+    ctx.check(f, &[], &all)?;
+    ctx.check_leaves(f, PLAIN)?;
+    for s in STATES {
+        ctx.check_child(f, s, &["state"], &[])?;
+    }
+    for v in VALUES {
+        ctx.check_child(f, v, &["value"], &[])?;
+    }
+    ctx.check_child(f, "apic", &["eoi"], &[])?;
+    ctx.check_child(f, "smm", &["state"], &["tseg"])?;
+    if let Some(s) = f.child("smm") {
+        ctx.check_child(s.node(), "tseg", &["unit"], &[])?;
+    }
+    ctx.check_child(f, "gic", &["version"], &[])?;
+    ctx.check_child(f, "ioapic", &["driver"], &[])?;
+    ctx.check_child(f, "hpt", &["resizing"], &["maxpagesize"])?;
+    if let Some(h) = f.child("hpt") {
+        ctx.check_child(h.node(), "maxpagesize", &["unit"], &[])?;
+    }
+    // The names under <hyperv>, <kvm> and <capabilities> are checked by
+    // their parsers.
+    ctx.check_child(f, "hyperv", &["mode"], HYPERV_FEATURES)?;
+    if let Some(h) = f.child("hyperv") {
+        let h = h.node();
+        for name in HYPERV_FEATURES {
+            let attrs: &[&str] = match *name {
+                "spinlocks" => &["state", "retries"],
+                "vendor_id" => &["state", "value"],
+                _ => &["state"],
+            };
+            let children: &[&str] = match *name {
+                "stimer" => &["direct"],
+                "tlbflush" => &["direct", "extended"],
+                _ => &[],
+            };
+            ctx.check_child(h, name, attrs, children)?;
+            for c in super::util::named(h, name) {
+                for d in children {
+                    ctx.check_child(c.node(), d, &["state"], &[])?;
+                }
+            }
+        }
+    }
+    ctx.check_child(f, "kvm", &[], KVM_FEATURES)?;
+    if let Some(k) = f.child("kvm") {
+        for name in KVM_FEATURES {
+            let attrs: &[&str] = if *name == "dirty-ring" {
+                &["state", "size"]
+            } else {
+                &["state"]
+            };
+            ctx.check_child(k.node(), name, attrs, &[])?;
+        }
+    }
+    ctx.check_child(f, "xen", &[], &["e820_host", "passthrough"])?;
+    if let Some(x) = f.child("xen") {
+        ctx.check_child(x.node(), "e820_host", &["state"], &[])?;
+        ctx.check_child(x.node(), "passthrough", &["state", "mode"], &[])?;
+    }
+    ctx.check_child(f, "capabilities", &["policy"], CAPS_FEATURES)?;
+    if let Some(c) = f.child("capabilities") {
+        for name in CAPS_FEATURES {
+            ctx.check_child(c.node(), name, &["state"], &[])?;
+        }
+    }
+    ctx.check_child(f, "msrs", &["unknown"], &[])?;
+    ctx.check_child(f, "tcg", &[], &["tb-cache"])?;
+    if let Some(t) = f.child("tcg") {
+        ctx.check_child(t.node(), "tb-cache", &["unit"], &[])?;
+    }
+    ctx.check_child(f, "async-teardown", &["enabled"], &[])
+}
+
 pub(crate) fn parse(f: Node<'_>, ctx: &Ctx<'_>) -> Result<Features, XmlError> {
-    let _ = ctx;
+    check(f, ctx)?;
     let has = |n: &str| f.child(n).is_some();
     let mut ft = Features {
         acpi: has("acpi"),

@@ -135,6 +135,8 @@ pub(crate) fn format_lifecycle(lc: &Lifecycle, out: &mut Vec<Element>) {
 
 pub(crate) fn parse_pm(n: Node<'_>, ctx: &Ctx<'_>) -> Result<Pm, XmlError> {
     ctx.check(n, &[], &["suspend-to-mem", "suspend-to-disk"])?;
+    ctx.check_child(n, "suspend-to-mem", &["enabled"], &[])?;
+    ctx.check_child(n, "suspend-to-disk", &["enabled"], &[])?;
     let get = |name: &str| -> Result<Option<bool>, XmlError> {
         match n.child(name) {
             None => Ok(None),
@@ -160,6 +162,7 @@ pub(crate) fn format_pm(pm: &Pm) -> Option<Element> {
 
 pub(crate) fn parse_perf(n: Node<'_>, ctx: &Ctx<'_>) -> Result<Perf, XmlError> {
     ctx.check(n, &[], &["event"])?;
+    ctx.check_child(n, "event", &["name", "enabled"], &[])?;
     let mut p = Perf::default();
     for ev in n.children("event") {
         let ev = ev.node();

@@ -119,7 +119,10 @@ impl MemoryBacking {
 
 // === parse ===
 
-pub(crate) fn parse_memory(root: Node<'_>, _ctx: &Ctx<'_>) -> Result<Memory, XmlError> {
+pub(crate) fn parse_memory(root: Node<'_>, ctx: &Ctx<'_>) -> Result<Memory, XmlError> {
+    ctx.check_child(root, "memory", &["unit", "dumpCore"], &[])?;
+    ctx.check_child(root, "maxMemory", &["unit", "slots"], &[])?;
+    ctx.check_child(root, "currentMemory", &["unit"], &[])?;
     let mut m = Memory::default();
     if let Some(n) = root.child("memory") {
         let n = n.node();
@@ -152,6 +155,14 @@ pub(crate) fn parse_memtune(n: Node<'_>, ctx: &Ctx<'_>) -> Result<MemTune, XmlEr
             "swap_hard_limit",
         ],
     )?;
+    for c in [
+        "hard_limit",
+        "soft_limit",
+        "min_guarantee",
+        "swap_hard_limit",
+    ] {
+        ctx.check_child(n, c, &["unit"], &[])?;
+    }
     Ok(MemTune {
         hard_limit: limit(n, "hard_limit")?,
         soft_limit: limit(n, "soft_limit")?,
@@ -162,6 +173,19 @@ pub(crate) fn parse_memtune(n: Node<'_>, ctx: &Ctx<'_>) -> Result<MemTune, XmlEr
 
 pub(crate) fn parse_blkiotune(n: Node<'_>, ctx: &Ctx<'_>) -> Result<BlkioTune, XmlError> {
     ctx.check(n, &[], &["weight", "device"])?;
+    ctx.check_leaves(n, &["weight"])?;
+    const DEVICE: &[&str] = &[
+        "path",
+        "weight",
+        "read_iops_sec",
+        "write_iops_sec",
+        "read_bytes_sec",
+        "write_bytes_sec",
+    ];
+    ctx.check_child(n, "device", &[], DEVICE)?;
+    for d in super::util::named(n, "device") {
+        ctx.check_leaves(d.node(), DEVICE)?;
+    }
     let mut b = BlkioTune {
         weight: child_uint(n, "weight")?,
         devices: Vec::new(),
@@ -205,6 +229,14 @@ pub(crate) fn parse_memory_backing(n: Node<'_>, ctx: &Ctx<'_>) -> Result<MemoryB
         ],
     )?;
     let mut mb = MemoryBacking::default();
+    ctx.check_child(n, "hugepages", &[], &["page"])?;
+    if let Some(h) = n.child("hugepages") {
+        ctx.check_child(h.node(), "page", &["size", "unit", "nodeset"], &[])?;
+    }
+    ctx.check_leaves(n, &["nosharepages", "locked", "discard"])?;
+    ctx.check_child(n, "source", &["type"], &[])?;
+    ctx.check_child(n, "access", &["mode"], &[])?;
+    ctx.check_child(n, "allocation", &["mode", "threads"], &[])?;
     if let Some(h) = n.child("hugepages") {
         let h = h.node();
         let pages = h.children("page");

@@ -71,6 +71,8 @@ pub(crate) fn parse(
     ncells: usize,
 ) -> Result<NumaTune, XmlError> {
     ctx.check(n, &[], &["memory", "memnode"])?;
+    ctx.check_child(n, "memory", &["mode", "nodeset", "placement"], &[])?;
+    ctx.check_child(n, "memnode", &["cellid", "mode", "nodeset"], &[])?;
     let mut t = NumaTune::default();
     if let Some(m) = n.child("memory") {
         let m = m.node();

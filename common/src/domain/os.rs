@@ -224,8 +224,60 @@ const OS_CHILDREN: &[&str] = &[
     "initdir",
     "inituser",
     "initgroup",
-    "shim",
 ];
+
+/// With the validate flag: the children of `<os>`.
+fn check_os(n: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    if !ctx.flags.validate {
+        return Ok(());
+    }
+    ctx.check_child(n, "type", &["arch", "machine"], &[])?;
+    ctx.check_child(n, "firmware", &[], &["feature"])?;
+    if let Some(f) = n.child("firmware") {
+        ctx.check_child(f.node(), "feature", &["enabled", "name"], &[])?;
+    }
+    ctx.check_child(
+        n,
+        "loader",
+        &["readonly", "secure", "type", "stateless", "format"],
+        &[],
+    )?;
+    ctx.check_child(
+        n,
+        "nvram",
+        &["template", "templateFormat", "format", "type"],
+        &["source"],
+    )?;
+    if let Some(nv) = n.child("nvram")
+        && let Some(s) = nv.node().child("source")
+    {
+        storage::check_source(s.node(), nv.node().attr("type"), ctx)?;
+    }
+    ctx.check_leaves(
+        n,
+        &[
+            "kernel",
+            "initrd",
+            "cmdline",
+            "dtb",
+            "root",
+            "init",
+            "initarg",
+            "initdir",
+            "inituser",
+            "initgroup",
+        ],
+    )?;
+    ctx.check_child(n, "acpi", &[], &["table"])?;
+    if let Some(a) = n.child("acpi") {
+        ctx.check_child(a.node(), "table", &["type"], &[])?;
+    }
+    ctx.check_child(n, "boot", &["dev"], &[])?;
+    ctx.check_child(n, "bootmenu", &["enable", "timeout"], &[])?;
+    ctx.check_child(n, "bios", &["useserial", "rebootTimeout"], &[])?;
+    ctx.check_child(n, "smbios", &["mode"], &[])?;
+    ctx.check_child(n, "initenv", &["name"], &[])
+}
 
 pub(crate) fn parse(root: Node<'_>, ctx: &Ctx<'_>) -> Result<Os, XmlError> {
     let mut os = Os {
@@ -243,6 +295,7 @@ pub(crate) fn parse(root: Node<'_>, ctx: &Ctx<'_>) -> Result<Os, XmlError> {
     };
     let n = osn.node();
     ctx.check(n, &["firmware"], OS_CHILDREN)?;
+    check_os(n, ctx)?;
     let Some(t) = n.child("type") else {
         if os.bootloader.is_some() {
             os.os_type = OsType::Xen;

@@ -53,12 +53,38 @@ const DOMAIN_CHILDREN: &[&str] = &[
     "seclabel",
     "keywrap",
     "launchSecurity",
-    "throttlegroups",
 ];
 
 fn check_children(root: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
     if !ctx.flags.validate {
         return Ok(());
+    }
+    root.check_attrs(&["type", "id"])?;
+    // `<metadata>` holds other applications' markup: not looked into.
+    ctx.check_leaves(
+        root,
+        &[
+            "name",
+            "uuid",
+            "genid",
+            "title",
+            "description",
+            "bootloader",
+            "bootloader_args",
+            "on_poweroff",
+            "on_reboot",
+            "on_crash",
+            "on_lockfailure",
+        ],
+    )?;
+    ctx.check_child(root, "idmap", &[], &["uid", "gid"])?;
+    if let Some(m) = root.child("idmap") {
+        ctx.check_child(m.node(), "uid", &["start", "target", "count"], &[])?;
+        ctx.check_child(m.node(), "gid", &["start", "target", "count"], &[])?;
+    }
+    super::security::check(root, ctx)?;
+    if let Some(d) = root.child("devices") {
+        ctx.check_leaves(d.node(), &["emulator"])?;
     }
     for c in root.all_children() {
         let c = c.node();

@@ -179,6 +179,8 @@ pub(crate) fn parse(
     for ct in cputune.children("cachetune") {
         let ct = ct.node();
         ctx.check(ct, &["vcpus", "id"], &["cache", "monitor"])?;
+        ctx.check_child(ct, "cache", &["id", "level", "type", "size", "unit"], &[])?;
+        ctx.check_child(ct, "monitor", &["level", "vcpus"], &[])?;
         let vcpus = parse_vcpus(ct, max_vcpus)?;
         if vcpus.is_empty() {
             continue;
@@ -213,6 +215,8 @@ pub(crate) fn parse(
     for mt in cputune.children("memorytune") {
         let mt = mt.node();
         ctx.check(mt, &["vcpus", "id"], &["node", "monitor"])?;
+        ctx.check_child(mt, "node", &["id", "bandwidth"], &[])?;
+        ctx.check_child(mt, "monitor", &["vcpus"], &[])?;
         let vcpus = parse_vcpus(mt, max_vcpus)?;
         if vcpus.is_empty() {
             continue;

@@ -35,6 +35,8 @@ pub struct IdMap {
 
 pub(crate) fn parse_resource(n: Node<'_>, ctx: &Ctx<'_>) -> Result<Resource, XmlError> {
     ctx.check(n, &[], &["partition", "fibrechannel"])?;
+    ctx.check_leaves(n, &["partition"])?;
+    ctx.check_child(n, "fibrechannel", &["appid"], &[])?;
     let partition = n.child("partition").map(|p| p.node().text());
     if let Some(p) = &partition
         && !p.starts_with('/')

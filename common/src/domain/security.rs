@@ -80,6 +80,7 @@ pub(crate) fn parse_seclabels(root: Node<'_>, ctx: &Ctx<'_>) -> Result<Vec<Secla
             &["type", "model", "relabel"],
             &["label", "imagelabel", "baselabel"],
         )?;
+        ctx.check_leaves(s, &["label", "imagelabel", "baselabel"])?;
         let kind: SeclabelType = match s.attr("type") {
             None => SeclabelType::Dynamic,
             Some(t) => t.parse().map_err(|_| {
@@ -238,6 +239,29 @@ fn parse_hex_u64(s: &str) -> Option<u64> {
 }
 
 const SNP_EXTRA: &[&str] = &["guestVisibleWorkarounds", "idBlock", "idAuth", "hostData"];
+
+/// With the validate flag: `<keywrap>` and `<launchSecurity>` under `root`.
+pub(crate) fn check(root: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    if !ctx.flags.validate {
+        return Ok(());
+    }
+    ctx.check_child(root, "keywrap", &[], &["cipher"])?;
+    if let Some(k) = root.child("keywrap") {
+        ctx.check_child(k.node(), "cipher", &["name", "state"], &[])?;
+    }
+    let mut children = vec!["policy", "cbitpos", "reducedPhysBits", "dhCert", "session"];
+    children.extend(SNP_EXTRA);
+    ctx.check_child(
+        root,
+        "launchSecurity",
+        &["type", "kernelHashes", "authorKey", "vcek"],
+        &children,
+    )?;
+    if let Some(l) = root.child("launchSecurity") {
+        ctx.check_leaves(l.node(), &children)?;
+    }
+    Ok(())
+}
 
 pub(crate) fn parse_launch_security(n: Node<'_>) -> Result<LaunchSecurity, XmlError> {
     let t = n.attr("type").ok_or_else(|| missing(n.attr_path("type")))?;

@@ -78,7 +78,27 @@ pub(crate) fn parse(
     uuid: &mut Uuid,
     uuid_given: bool,
 ) -> Result<Sysinfo, XmlError> {
-    let _ = ctx;
+    if ctx.flags.validate {
+        let smbios = n.attr("type") == Some("smbios");
+        let mut children: Vec<&str> = vec!["entry"];
+        if smbios {
+            children.extend(BLOCKS.iter().map(|(b, _)| *b));
+            children.push("oemStrings");
+        }
+        ctx.check(n, &["type"], &children)?;
+        let entry: &[&str] = if smbios { &["name"] } else { &["name", "file"] };
+        ctx.check_child(n, "entry", entry, &[])?;
+        for (block, _) in BLOCKS {
+            ctx.check_child(n, block, &[], &["entry"])?;
+            for b in super::util::named(n, block) {
+                ctx.check_child(b.node(), "entry", &["name"], &[])?;
+            }
+        }
+        ctx.check_child(n, "oemStrings", &[], &["entry"])?;
+        if let Some(o) = n.child("oemStrings") {
+            ctx.check_leaves(o.node(), &["entry"])?;
+        }
+    }
     let t = n.attr("type").ok_or_else(|| missing(n.attr_path("type")))?;
     match t {
         "smbios" => {

@@ -198,3 +198,146 @@ fn console_without_target_type_is_a_serial_console() {
         "{out}"
     );
 }
+
+#[test]
+fn validate_flag_checks_every_level_of_the_devices() {
+    let flags = ParseFlags {
+        validate: true,
+        ..ParseFlags::default()
+    };
+    let cases = [
+        (
+            "<disk type='file' device='disk'><driver name='qemu' bogus='1'/>\
+             <source file='/a'/><target dev='vda' bus='virtio'/></disk>",
+            "devices/disk[1]/driver/@bogus",
+        ),
+        (
+            "<disk type='network'><source protocol='nbd' name='x'>\
+             <host name='h' port='1' bogus='1'/></source><target dev='vda'/></disk>",
+            "devices/disk[1]/source/host/@bogus",
+        ),
+        (
+            "<disk type='file'><source file='/a'/><target dev='vda'/>\
+             <backingStore type='file'><format type='raw'/><source file='/b'><bogus/></source>\
+             </backingStore></disk>",
+            "devices/disk[1]/backingStore/source/bogus[1]",
+        ),
+        (
+            "<disk type='file'><source file='/a'/><target dev='sda' bus='scsi'/>\
+             <address type='drive' controller='0' bus='0' unit='0' slot='3'/></disk>",
+            "devices/disk[1]/address/@slot",
+        ),
+        (
+            "<interface type='network'><source network='default'/>\
+             <bandwidth><inbound average='1' bogus='2'/></bandwidth></interface>",
+            "devices/interface[1]/bandwidth/inbound/@bogus",
+        ),
+        (
+            "<controller type='pci' index='1' model='pci-bridge'><target chassisNr='1'>\
+             <bogus/></target></controller>",
+            "devices/controller[1]/target/bogus[1]",
+        ),
+        (
+            "<graphics type='sdl' port='5900'/>",
+            "devices/graphics[1]/@port",
+        ),
+        (
+            "<video><model type='vga'><acceleration bogus='yes'/></model></video>",
+            "devices/video[1]/model/acceleration/@bogus",
+        ),
+        (
+            "<input type='tablet' bus='usb'><source bogus='x'/></input>",
+            "devices/input[1]/source/@bogus",
+        ),
+        (
+            "<serial type='tcp'><source mode='bind' host='h' service='1'>\
+             <reconnect enabled='no' bogus='1'/></source></serial>",
+            "devices/serial[1]/source/reconnect/@bogus",
+        ),
+        (
+            "<memory model='dimm'><target><size unit='KiB'>1024</size><bogus/></target></memory>",
+            "devices/memory[1]/target/bogus[1]",
+        ),
+    ];
+    for (dev, path) in cases {
+        let xml = MINIMAL.replace("</domain>", &format!("<devices>{dev}</devices></domain>"));
+        let e = DomainDef::parse_str(&xml, flags, &TestHooks).expect_err(path);
+        assert_eq!(e.kind, crate::xml::XmlErrorKind::Unknown, "{dev}: {e}");
+        assert_eq!(e.path, path, "{dev}");
+        // Without the flag the extra markup is ignored.
+        DomainDef::parse_str(&xml, ParseFlags::default(), &TestHooks).expect(path);
+    }
+}
+
+#[test]
+fn validate_flag_checks_every_level_of_the_sections() {
+    let flags = ParseFlags {
+        validate: true,
+        ..ParseFlags::default()
+    };
+    let base = |os: &str, rest: &str| {
+        format!(
+            "<domain type='kvm'><name>a</name><uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>\
+             <memory>1024</memory><vcpu>2</vcpu><os><type>hvm</type>{os}</os>{rest}</domain>"
+        )
+    };
+    let cases = [
+        (
+            base("<loader bogus='1'>/l</loader>", ""),
+            "os/loader/@bogus",
+        ),
+        (base("<boot dev='hd'><x/></boot>", ""), "os/boot/x[1]"),
+        (
+            base(
+                "",
+                "<features><hyperv mode='custom'><spinlocks state='on' retries='4096' bogus='1'/>\
+                 </hyperv></features>",
+            ),
+            "features/hyperv/spinlocks/@bogus",
+        ),
+        (
+            base("", "<features><acpi bogus='1'/></features>"),
+            "features/acpi/@bogus",
+        ),
+        (
+            base(
+                "",
+                "<cpu><numa><cell id='0' cpus='0-1' memory='1024'><distances>\
+                 <sibling id='0' value='10' bogus='1'/></distances></cell></numa></cpu>",
+            ),
+            "cpu/numa/cell/distances/sibling/@bogus",
+        ),
+        (
+            base(
+                "",
+                "<clock offset='utc'><timer name='rtc'><catchup bogus='1'/></timer></clock>",
+            ),
+            "clock/timer/catchup/@bogus",
+        ),
+        (
+            base(
+                "",
+                "<memoryBacking><hugepages><page size='2048' x='1'/></hugepages></memoryBacking>",
+            ),
+            "memoryBacking/hugepages/page/@x",
+        ),
+        (
+            base("", "<on_crash x='1'>destroy</on_crash>"),
+            "on_crash/@x",
+        ),
+    ];
+    for (xml, path) in &cases {
+        let e = DomainDef::parse_str(xml, flags, &TestHooks).expect_err(path);
+        assert_eq!(e.kind, crate::xml::XmlErrorKind::Unknown, "{xml}: {e}");
+        assert_eq!(e.path, *path, "{xml}");
+        DomainDef::parse_str(xml, ParseFlags::default(), &TestHooks).expect(path);
+    }
+    // Metadata and driver namespaces are free-form.
+    let free = base(
+        "",
+        "<metadata><app:x xmlns:app='http://example.org/' any='1'><y/></app:x></metadata>\
+         <qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\
+         <qemu:arg value='-x'/></qemu:commandline>",
+    );
+    DomainDef::parse_str(&free, flags, &TestHooks).expect("free-form");
+}

@@ -32,6 +32,44 @@ impl Ctx<'_> {
         }
         Ok(())
     }
+
+    /// With the validate flag, checks every child of `n` called `name`
+    /// as [`Ctx::check`] does.
+    pub fn check_child(
+        &self,
+        n: Node<'_>,
+        name: &'static str,
+        attrs: &[&str],
+        children: &[&str],
+    ) -> Result<(), XmlError> {
+        if self.flags.validate {
+            for c in named(n, name) {
+                self.check(c.node(), attrs, children)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// With the validate flag, checks that the children of `n` called
+    /// `names` carry neither attributes nor child elements (text-only
+    /// or empty elements).
+    pub fn check_leaves(&self, n: Node<'_>, names: &[&'static str]) -> Result<(), XmlError> {
+        for name in names {
+            self.check_child(n, name, &[], &[])?;
+        }
+        Ok(())
+    }
+}
+
+/// The children of `n` called `name`; a single one is named without an
+/// index, as [`Node::child`] names it.
+pub(crate) fn named<'a>(n: Node<'a>, name: &'static str) -> Vec<crate::xml::NodeBuf<'a>> {
+    let all = n.children(name);
+    if all.len() == 1 {
+        n.child(name).into_iter().collect()
+    } else {
+        all
+    }
 }
 
 /// Format flags, passed down to every section.

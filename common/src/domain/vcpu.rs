@@ -122,6 +122,7 @@ pub struct DefaultIoThread {
 // === parse ===
 
 pub(crate) fn parse_vcpus(root: Node<'_>, ctx: &Ctx<'_>) -> Result<Vcpus, XmlError> {
+    ctx.check_child(root, "vcpus", &[], &["vcpu"])?;
     let mut v = Vcpus::default();
     let Some(n) = root.child("vcpu") else {
         return Ok(v);
@@ -213,6 +214,19 @@ pub(crate) fn parse_iothreads(
     root: Node<'_>,
     ctx: &Ctx<'_>,
 ) -> Result<(Vec<IoThread>, Option<DefaultIoThread>), XmlError> {
+    ctx.check_leaves(root, &["iothreads"])?;
+    ctx.check_child(root, "iothreadids", &[], &["iothread"])?;
+    ctx.check_child(
+        root,
+        "defaultiothread",
+        &["thread_pool_min", "thread_pool_max"],
+        &[],
+    )?;
+    if let Some(ids) = root.child("iothreadids") {
+        for t in super::util::named(ids.node(), "iothread") {
+            ctx.check_child(t.node(), "poll", &["max", "grow", "shrink"], &[])?;
+        }
+    }
     let count: u32 = match root.child("iothreads") {
         None => 0,
         Some(n) => n.node().uint_text()?,

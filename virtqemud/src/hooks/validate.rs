@@ -8,6 +8,7 @@ use common::domain::device::controller::{ControllerModel, ControllerType, PciMod
 use common::domain::device::disk::DiskBus;
 use common::domain::device::input::InputBus;
 use common::domain::device::iommu::IommuModel;
+use common::domain::device::memorydev::MemoryDevice;
 use common::domain::device::storage::ImageFormat;
 use common::domain::{Device, DomainDef, VirtType};
 use common::xml::XmlError;
@@ -239,6 +240,45 @@ fn firmware(def: &DomainDef) -> Result<(), XmlError> {
     Ok(())
 }
 
+/// Where a memory device sits in guest memory, in bytes: an explicit
+/// base (`<target><address base=>` for virtio-mem and virtio-pmem,
+/// `<address type='dimm' base=>` for DIMMs) and the device's size.
+fn memory_range(m: &MemoryDevice) -> Option<(u64, u64)> {
+    let base = match (m.base, &m.info.address) {
+        (Some(b), _) => b,
+        (None, Some(Address::Dimm { base, .. })) => *base,
+        _ => 0,
+    };
+    (base > 0).then(|| (base, base.saturating_add(m.size.saturating_mul(1024))))
+}
+
+/// Memory devices whose explicit ranges overlap
+/// (`virDomainMemoryDefCheckConflict`): refused when another device
+/// starts inside this one's range.
+fn memory_overlap(def: &DomainDef, mem: &MemoryDevice) -> Result<(), XmlError> {
+    let Some((start, end)) = memory_range(mem) else {
+        return Ok(());
+    };
+    for d in &def.devices {
+        let Device::Memory(other) = d else { continue };
+        if std::ptr::eq(other.as_ref(), mem) {
+            continue;
+        }
+        if let Some((other_start, _)) = memory_range(other)
+            && start <= other_start
+            && end > other_start
+        {
+            return Err(unsupported(
+                "devices/memory/target/address",
+                format!(
+                    "memory device address [0x{start:x}:0x{end:x}] overlaps with other memory device (0x{other_start:x})"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `qemuValidateDomainDeviceDef`.
 pub(super) fn device(caps: &QemuCaps, def: &DomainDef, dev: &Device) -> Result<(), XmlError> {
     let _ = caps;
@@ -374,6 +414,7 @@ pub(super) fn device(caps: &QemuCaps, def: &DomainDef, dev: &Device) -> Result<(
                 ));
             }
         }
+        Device::Memory(m) => memory_overlap(def, m)?,
         Device::Iommu(io) => match io.model {
             IommuModel::Intel => {
                 if machine != Machine::Q35 {
@@ -434,4 +475,71 @@ pub(super) fn device(caps: &QemuCaps, def: &DomainDef, dev: &Device) -> Result<(
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use common::domain::GenericHooks;
+    use common::xml::ParseFlags;
+
+    use super::*;
+
+    fn def(mems: &str) -> DomainDef {
+        DomainDef::parse_str(
+            &format!(
+                "<domain type='kvm'><name>g</name><memory>4194304</memory>\
+                 <os><type>hvm</type></os><devices>{mems}</devices></domain>"
+            ),
+            ParseFlags::default(),
+            &GenericHooks,
+        )
+        .expect("parsed")
+    }
+
+    fn check(d: &DomainDef) -> Result<(), XmlError> {
+        d.devices.iter().try_for_each(|dev| match dev {
+            Device::Memory(m) => memory_overlap(d, m),
+            _ => Ok(()),
+        })
+    }
+
+    fn virtio_mem(base: &str, kib: u64) -> String {
+        format!(
+            "<memory model='virtio-mem'><target><size unit='KiB'>{kib}</size><node>0</node>\
+             <block unit='KiB'>2048</block><requested unit='KiB'>0</requested>\
+             <address base='{base}'/></target></memory>"
+        )
+    }
+
+    #[test]
+    fn overlapping_memory_device_ranges_are_refused() {
+        // 1 GiB at 5 GiB reaches past 5.75 GiB, where the second starts.
+        let d = def(&format!(
+            "{}{}",
+            virtio_mem("0x140000000", 1048576),
+            virtio_mem("0x170000000", 2097152)
+        ));
+        let e = check(&d).expect_err("overlap");
+        assert!(
+            e.to_string().ends_with(
+                "memory device address [0x140000000:0x180000000] overlaps with other memory device (0x170000000)"
+            ),
+            "{e}"
+        );
+        // The same, listed the other way round, and against a DIMM.
+        let d = def(&format!(
+            "{}<memory model='dimm'><target><size unit='KiB'>1048576</size><node>0</node>\
+             </target><address type='dimm' slot='0' base='0x140000000'/></memory>",
+            virtio_mem("0x170000000", 2097152)
+        ));
+        assert!(check(&d).is_err());
+        // Adjacent ranges, and devices without a base, are fine.
+        let d = def(&format!(
+            "{}{}{}",
+            virtio_mem("0x140000000", 1048576),
+            virtio_mem("0x180000000", 1048576),
+            "<memory model='dimm'><target><size unit='KiB'>1048576</size></target></memory>"
+        ));
+        check(&d).expect("adjacent");
+    }
 }

@@ -5,7 +5,7 @@
 use crate::xml::{Element, Node, XmlError};
 use crate::xml_enum;
 
-use super::super::util::{Fmt, missing, on_off, yes_no};
+use super::super::util::{Ctx, Fmt, missing, on_off, yes_no};
 use super::storage::{self, DeviceSeclabel};
 
 xml_enum! {
@@ -211,6 +211,31 @@ fn s(n: Node<'_>, a: &str) -> Option<String> {
 
 /// Parses the backend of type `ty` from the children of `n` (the device
 /// element, which holds `<source>`, `<protocol>` and `<log>`).
+/// With the validate flag: the `<source>`, `<protocol>` and `<log>`
+/// children of a character device backend `n`.
+pub(crate) fn check_source(n: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    if !ctx.flags.validate {
+        return Ok(());
+    }
+    ctx.check_child(
+        n,
+        "source",
+        &[
+            "path", "append", "mode", "host", "service", "tls", "channel", "master", "slave",
+        ],
+        &["reconnect", "seclabel", "clipboard", "mouse"],
+    )?;
+    for src in super::super::util::named(n, "source") {
+        let src = src.node();
+        ctx.check_child(src, "reconnect", &["enabled", "timeout"], &[])?;
+        ctx.check_child(src, "clipboard", &["copypaste"], &[])?;
+        ctx.check_child(src, "mouse", &["mode"], &[])?;
+        storage::check_seclabels(src, ctx)?;
+    }
+    ctx.check_child(n, "protocol", &["type"], &[])?;
+    ctx.check_child(n, "log", &["file", "append"], &[])
+}
+
 pub(crate) fn parse_source(n: Node<'_>, ty: ChrType) -> Result<ChrSource, XmlError> {
     let sources = n.children("source");
     let max = if ty == ChrType::Udp { 2 } else { 1 };

@@ -234,6 +234,16 @@ impl Chardev {
                 "source", "protocol", "log", "target", "alias", "address", "acpi",
             ],
         )?;
+        chardev::check_source(n, ctx)?;
+        ctx.check_child(
+            n,
+            "target",
+            &["type", "port", "address", "name", "state"],
+            &["model"],
+        )?;
+        if let Some(t) = n.child("target") {
+            ctx.check_child(t.node(), "model", &["name"], &[])?;
+        }
         let ty: ChrType = match n.attr("type") {
             None => ChrType::Pty,
             Some(v) => v.parse().map_err(|_| {

@@ -233,6 +233,42 @@ impl Controller {
                 "acpi",
             ],
         )?;
+        ctx.check_child(
+            n,
+            "driver",
+            &[
+                "queues",
+                "cmd_per_lun",
+                "max_sectors",
+                "ioeventfd",
+                "iothread",
+                "iommu",
+                "ats",
+                "packed",
+                "page_per_vq",
+            ],
+            &["iothreads"],
+        )?;
+        ctx.check_child(n, "model", &["name"], &[])?;
+        ctx.check_child(
+            n,
+            "target",
+            &[
+                "chassisNr",
+                "chassis",
+                "port",
+                "busNr",
+                "index",
+                "hotplug",
+                "memReserve",
+                "unit",
+            ],
+            &["node"],
+        )?;
+        if let Some(t) = n.child("target") {
+            ctx.check_leaves(t.node(), &["node"])?;
+        }
+        ctx.check_child(n, "pcihole64", &["unit"], &[])?;
         let kind: ControllerType = match n.attr("type") {
             None => ControllerType::Ide,
             Some(v) => v.parse().map_err(|_| {

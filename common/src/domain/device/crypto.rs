@@ -33,6 +33,8 @@ impl Crypto {
             &["model", "type"],
             &["backend", "driver", "alias", "address", "acpi"],
         )?;
+        ctx.check_child(n, "backend", &["model", "queues"], &[])?;
+        ctx.check_child(n, "driver", &["iommu", "ats", "packed", "page_per_vq"], &[])?;
         for (a, v) in [("model", "virtio"), ("type", "qemu")] {
             let got = n.attr(a).ok_or_else(|| missing(n.attr_path(a)))?;
             if got != v {

@@ -261,8 +261,91 @@ const DISK_CHILDREN: &[&str] = &[
     "wwn",
     "vendor",
     "product",
-    "throttlefilters",
 ];
+
+/// With the validate flag: everything under a `<disk>` the model reads
+/// (`<mirror>` and `<driver><iothreads>` are kept as they are).
+fn check_disk(n: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    if !ctx.flags.validate {
+        return Ok(());
+    }
+    ctx.check_child(
+        n,
+        "driver",
+        &[
+            "name",
+            "type",
+            "cache",
+            "error_policy",
+            "rerror_policy",
+            "io",
+            "ioeventfd",
+            "event_idx",
+            "copy_on_read",
+            "discard",
+            "iothread",
+            "detect_zeroes",
+            "discard_no_unref",
+            "queues",
+            "queue_size",
+            "iommu",
+            "ats",
+            "packed",
+            "page_per_vq",
+        ],
+        &["metadata_cache", "iothreads"],
+    )?;
+    if let Some(d) = n.child("driver") {
+        storage::check_metadata_cache(d.node(), ctx)?;
+    }
+    if let Some(s) = n.child("source") {
+        storage::check_source(s.node(), n.attr("type"), ctx)?;
+    }
+    storage::check_backing(n, ctx)?;
+    for a in n.children("auth") {
+        storage::check_auth(a.node(), ctx)?;
+    }
+    for e in n.children("encryption") {
+        storage::check_encryption(e.node(), ctx)?;
+    }
+    ctx.check_child(
+        n,
+        "target",
+        &["dev", "bus", "tray", "removable", "rotation_rate"],
+        &[],
+    )?;
+    ctx.check_child(n, "backenddomain", &["name"], &[])?;
+    ctx.check_child(n, "geometry", &["cyls", "heads", "secs", "trans"], &[])?;
+    ctx.check_child(
+        n,
+        "blockio",
+        &[
+            "logical_block_size",
+            "physical_block_size",
+            "discard_granularity",
+        ],
+        &[],
+    )?;
+    let mut iotune: Vec<&str> = IOTUNE_FIELDS.to_vec();
+    iotune.push("group_name");
+    ctx.check_child(n, "iotune", &[], &iotune)?;
+    if let Some(i) = n.child("iotune") {
+        ctx.check_leaves(i.node(), &IOTUNE_FIELDS)?;
+        ctx.check_leaves(i.node(), &["group_name"])?;
+    }
+    ctx.check_child(n, "transient", &["shareBacking"], &[])?;
+    ctx.check_leaves(
+        n,
+        &[
+            "readonly",
+            "shareable",
+            "serial",
+            "wwn",
+            "vendor",
+            "product",
+        ],
+    )
+}
 
 fn parse_driver(d: Node<'_>, disk: &mut Disk) -> Result<(), XmlError> {
     let dr = &mut disk.driver;
@@ -351,6 +434,7 @@ impl Disk {
             &["type", "device", "model", "rawio", "sgio", "snapshot"],
             DISK_CHILDREN,
         )?;
+        check_disk(n, ctx)?;
         let kind: StorageType = match n.attr("type") {
             None => StorageType::File,
             Some(v) => v

@@ -143,6 +143,50 @@ impl Filesystem {
                 XmlError::bad_value(n.attr_path("type"), t, "unknown filesystem type")
             })?,
         };
+        ctx.check(
+            n,
+            &["type", "accessmode", "model", "multidevs", "fmode", "dmode"],
+            &[
+                "source",
+                "target",
+                "driver",
+                "binary",
+                "idmap",
+                "readonly",
+                "space_hard_limit",
+                "space_soft_limit",
+                "alias",
+                "address",
+                "acpi",
+            ],
+        )?;
+        ctx.check_child(
+            n,
+            "source",
+            &[
+                "dir", "socket", "dev", "file", "name", "usage", "units", "pool", "volume",
+            ],
+            &[],
+        )?;
+        ctx.check_child(n, "target", &["dir"], &[])?;
+        ctx.check_child(
+            n,
+            "driver",
+            &[
+                "type",
+                "format",
+                "queue",
+                "wrpolicy",
+                "iommu",
+                "ats",
+                "packed",
+                "page_per_vq",
+            ],
+            &[],
+        )?;
+        ctx.check_leaves(n, &["readonly"])?;
+        ctx.check_child(n, "space_hard_limit", &["unit"], &[])?;
+        ctx.check_child(n, "space_soft_limit", &["unit"], &[])?;
         let src = n.child("source");
         let src = src.as_ref().map(|s| s.node());
         let a = |k: &str| src.and_then(|s| s.attr(k)).map(str::to_owned);

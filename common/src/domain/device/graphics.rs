@@ -234,6 +234,69 @@ fn listen_attr(first: Option<&Listen>, flags: &Fmt, e: &mut Element) {
     }
 }
 
+/// With the validate flag: the attributes and children a `<graphics>` of
+/// type `kind` knows.
+fn check_graphics(n: Node<'_>, ctx: &Ctx<'_>, kind: GraphicsType) -> Result<(), XmlError> {
+    if !ctx.flags.validate {
+        return Ok(());
+    }
+    const AUTH: &[&str] = &["passwd", "passwdValidTo", "connected"];
+    let attrs: Vec<&str> = match kind {
+        GraphicsType::Vnc => [
+            "port",
+            "autoport",
+            "websocket",
+            "sharePolicy",
+            "powerControl",
+            "keymap",
+            "socket",
+            "listen",
+        ]
+        .iter()
+        .chain(AUTH)
+        .copied()
+        .collect(),
+        GraphicsType::Spice => [
+            "port",
+            "tlsPort",
+            "autoport",
+            "defaultMode",
+            "keymap",
+            "listen",
+        ]
+        .iter()
+        .chain(AUTH)
+        .copied()
+        .collect(),
+        GraphicsType::Rdp => vec!["port", "autoport", "replaceUser", "multiUser", "listen"],
+        GraphicsType::Sdl => vec!["display", "xauth", "fullscreen"],
+        GraphicsType::Desktop => vec!["display", "fullscreen"],
+        GraphicsType::Dbus => vec!["address", "p2p"],
+        GraphicsType::EglHeadless => vec![],
+    };
+    let mut attrs = attrs;
+    attrs.push("type");
+    let mut children = vec!["gl", "audio"];
+    if matches!(
+        kind,
+        GraphicsType::Vnc | GraphicsType::Spice | GraphicsType::Rdp
+    ) {
+        children.push("listen");
+    }
+    if kind == GraphicsType::Spice {
+        children.push("channel");
+        children.extend(SPICE_SETTINGS.iter().map(|(e, _)| *e));
+        ctx.check_child(n, "channel", &["name", "mode"], &[])?;
+        for (el, attr) in SPICE_SETTINGS {
+            ctx.check_child(n, el, &[attr], &[])?;
+        }
+    }
+    ctx.check(n, &attrs, &children)?;
+    ctx.check_child(n, "listen", &["type", "address", "network", "socket"], &[])?;
+    ctx.check_child(n, "gl", &["enable", "rendernode"], &[])?;
+    ctx.check_child(n, "audio", &["id"], &[])
+}
+
 fn parse_auth(n: Node<'_>) -> Result<GraphicsAuth, XmlError> {
     Ok(GraphicsAuth {
         passwd: s(n, "passwd"),
@@ -250,6 +313,7 @@ impl Graphics {
         let kind: GraphicsType = t.parse().map_err(|_| {
             XmlError::bad_value(n.attr_path("type"), t, "unknown graphics device type")
         })?;
+        check_graphics(n, ctx, kind)?;
         let mut g = Graphics {
             kind: Some(kind),
             ..Graphics::default()

@@ -240,10 +240,87 @@ fn parse_subsys(n: Node<'_>, kind: SubsysType) -> Result<HostdevSource, XmlError
     })
 }
 
+/// With the validate flag: everything under a `<hostdev>` the model reads
+/// (the `<source>` of a capabilities hostdev is kept as it is).
+fn check_hostdev(n: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    if !ctx.flags.validate {
+        return Ok(());
+    }
+    ctx.check(
+        n,
+        &[
+            "mode", "type", "managed", "sgio", "rawio", "model", "display", "ramfb",
+        ],
+        &[
+            "source",
+            "driver",
+            "readonly",
+            "shareable",
+            "teaming",
+            "alias",
+            "boot",
+            "rom",
+            "acpi",
+            "address",
+        ],
+    )?;
+    ctx.check_child(n, "driver", &["name"], &[])?;
+    ctx.check_leaves(n, &["readonly", "shareable"])?;
+    ctx.check_child(n, "teaming", &["type", "persistent"], &[])?;
+    if n.attr("mode") == Some("capabilities") {
+        return Ok(());
+    }
+    ctx.check_child(
+        n,
+        "source",
+        &[
+            "startupPolicy",
+            "guestReset",
+            "writeFiltering",
+            "protocol",
+            "name",
+            "wwpn",
+        ],
+        &[
+            "vendor",
+            "product",
+            "address",
+            "host",
+            "auth",
+            "initiator",
+            "adapter",
+        ],
+    )?;
+    if let Some(s) = n.child("source") {
+        let s = s.node();
+        ctx.check_child(s, "vendor", &["id"], &[])?;
+        ctx.check_child(s, "product", &["id"], &[])?;
+        ctx.check_child(
+            s,
+            "address",
+            &[
+                "type", "bus", "device", "domain", "slot", "function", "target", "unit", "uuid",
+            ],
+            &[],
+        )?;
+        ctx.check_child(s, "host", &["name", "port"], &[])?;
+        for a in s.children("auth") {
+            super::storage::check_auth(a.node(), ctx)?;
+        }
+        ctx.check_child(s, "initiator", &[], &["iqn"])?;
+        if let Some(i) = s.child("initiator") {
+            ctx.check_child(i.node(), "iqn", &["name"], &[])?;
+        }
+        ctx.check_child(s, "adapter", &["name"], &[])?;
+    }
+    Ok(())
+}
+
 impl Hostdev {
     /// Parses a `<hostdev>`.
     pub(crate) fn parse(n: Node<'_>, ctx: &Ctx<'_>) -> Result<Hostdev, XmlError> {
         let t = n.attr("type").ok_or_else(|| missing(n.attr_path("type")))?;
+        check_hostdev(n, ctx)?;
         let source = match n.attr("mode").unwrap_or("subsystem") {
             "subsystem" => {
                 let kind: SubsysType = t.parse().map_err(|_| {

@@ -78,6 +78,25 @@ fn valid_loadparm(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b' ')
 }
 
+/// With the validate flag: the attributes `<address type=...>` knows.
+pub(crate) fn check_address(a: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    let attrs: &[&str] = match a.attr("type").unwrap_or_default() {
+        "pci" => &["type", "domain", "bus", "slot", "function", "multifunction"],
+        "drive" => &["type", "controller", "bus", "target", "unit"],
+        "virtio-serial" => &["type", "controller", "bus", "port"],
+        "ccid" => &["type", "controller", "slot"],
+        "usb" => &["type", "bus", "port"],
+        "spapr-vio" => &["type", "reg"],
+        "ccw" => &["type", "cssid", "ssid", "devno"],
+        "isa" => &["type", "iobase", "irq"],
+        "dimm" => &["type", "slot", "base"],
+        _ => &["type"],
+    };
+    let pci = a.attr("type") == Some("pci");
+    ctx.check(a, attrs, if pci { &["zpci"] } else { &[] })?;
+    ctx.check_child(a, "zpci", &["uid", "fid"], &[])
+}
+
 impl DeviceInfo {
     /// Parses the info children of a device element.
     pub(crate) fn parse(
@@ -86,6 +105,16 @@ impl DeviceInfo {
         opts: InfoOpts,
     ) -> Result<DeviceInfo, XmlError> {
         let mut info = DeviceInfo::default();
+        ctx.check_child(n, "alias", &["name"], &[])?;
+        ctx.check_child(n, "boot", &["order", "loadparm"], &[])?;
+        ctx.check_child(n, "acpi", &["index"], &[])?;
+        ctx.check_child(n, "rom", &["enabled", "bar", "file"], &[])?;
+        ctx.check_child(n, "master", &["startport"], &[])?;
+        if ctx.flags.validate
+            && let Some(a) = n.child("address")
+        {
+            check_address(a.node(), ctx)?;
+        }
         if let Some(a) = n.child("alias") {
             let a = a.node();
             if let Some(name) = a.attr("name") {

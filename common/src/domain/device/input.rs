@@ -127,6 +127,13 @@ impl Input {
             &["type", "bus", "model"],
             &["source", "driver", "alias", "address", "acpi"],
         )?;
+        ctx.check_child(
+            n,
+            "source",
+            &["dev", "evdev", "grab", "grabToggle", "repeat"],
+            &[],
+        )?;
+        ctx.check_child(n, "driver", &["iommu", "ats", "packed", "page_per_vq"], &[])?;
         let t = n.attr("type").ok_or_else(|| missing(n.attr_path("type")))?;
         let kind: InputType = t.parse().map_err(|_| {
             XmlError::bad_value(n.attr_path("type"), t, "unknown input device type")

@@ -349,6 +349,155 @@ fn parse_driver(d: Node<'_>) -> Result<NetDriver, XmlError> {
     })
 }
 
+/// With the validate flag: everything under an `<interface>` the model
+/// reads (`<portForward>`, `<route>`, `<virtualport><parameters>` and a
+/// vds `<source>` keep their attributes as they are).
+fn check_interface(n: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    if !ctx.flags.validate {
+        return Ok(());
+    }
+    ctx.check(
+        n,
+        &["type", "trustGuestRxFilters", "managed"],
+        &[
+            "source",
+            "mac",
+            "ip",
+            "route",
+            "target",
+            "guest",
+            "model",
+            "vlan",
+            "virtualport",
+            "bandwidth",
+            "port",
+            "portForward",
+            "script",
+            "downscript",
+            "backenddomain",
+            "driver",
+            "backend",
+            "filterref",
+            "tune",
+            "teaming",
+            "link",
+            "mtu",
+            "coalesce",
+            "alias",
+            "boot",
+            "rom",
+            "acpi",
+            "address",
+        ],
+    )?;
+    let source_children = &["local", "reconnect", "address", "ip", "route"];
+    if n.attr("type") == Some("vds") {
+        for c in n.children("source") {
+            c.node().check_children(source_children)?;
+        }
+    } else {
+        ctx.check_child(
+            n,
+            "source",
+            &[
+                "dev",
+                "type",
+                "mode",
+                "path",
+                "port",
+                "address",
+                "network",
+                "portgroup",
+                "portid",
+                "bridge",
+                "name",
+            ],
+            source_children,
+        )?;
+    }
+    for sn in n.children("source") {
+        let sn = sn.node();
+        ctx.check_child(sn, "local", &["address", "port"], &[])?;
+        ctx.check_child(sn, "reconnect", &["enabled", "timeout"], &[])?;
+        ctx.check_child(sn, "ip", &["address", "family", "prefix", "peer"], &[])?;
+        if let Some(a) = sn.child("address") {
+            super::info::check_address(a.node(), ctx)?;
+        }
+    }
+    ctx.check_child(n, "mac", &["address", "type", "check"], &[])?;
+    ctx.check_child(n, "ip", &["address", "family", "prefix", "peer"], &[])?;
+    ctx.check_child(n, "target", &["dev", "managed"], &[])?;
+    ctx.check_child(n, "guest", &["dev", "actual"], &[])?;
+    ctx.check_child(n, "model", &["type"], &[])?;
+    ctx.check_child(n, "vlan", &["trunk"], &["tag"])?;
+    if let Some(v) = n.child("vlan") {
+        ctx.check_child(v.node(), "tag", &["id", "nativeMode"], &[])?;
+    }
+    ctx.check_child(n, "virtualport", &["type"], &["parameters"])?;
+    if let Some(v) = n.child("virtualport") {
+        for p in v.node().children("parameters") {
+            p.node().check_children(&[])?;
+        }
+    }
+    ctx.check_child(n, "bandwidth", &[], &["inbound", "outbound"])?;
+    if let Some(b) = n.child("bandwidth") {
+        let b = b.node();
+        ctx.check_child(b, "inbound", &["average", "peak", "floor", "burst"], &[])?;
+        ctx.check_child(b, "outbound", &["average", "peak", "burst"], &[])?;
+    }
+    ctx.check_child(n, "port", &["isolated"], &[])?;
+    ctx.check_child(n, "script", &["path"], &[])?;
+    ctx.check_child(n, "downscript", &["path"], &[])?;
+    ctx.check_child(n, "backenddomain", &["name"], &[])?;
+    ctx.check_child(
+        n,
+        "driver",
+        &[
+            "name",
+            "txmode",
+            "ioeventfd",
+            "event_idx",
+            "queues",
+            "rx_queue_size",
+            "tx_queue_size",
+            "rss",
+            "rss_hash_report",
+            "iommu",
+            "ats",
+            "packed",
+            "page_per_vq",
+        ],
+        &["host", "guest"],
+    )?;
+    if let Some(d) = n.child("driver") {
+        ctx.check_child(d.node(), "host", HOST_OFFLOADS, &[])?;
+        ctx.check_child(d.node(), "guest", GUEST_OFFLOADS, &[])?;
+    }
+    ctx.check_child(n, "backend", &["type", "tap", "vhost", "logFile"], &[])?;
+    ctx.check_child(n, "filterref", &["filter"], &["parameter"])?;
+    if let Some(f) = n.child("filterref") {
+        ctx.check_child(f.node(), "parameter", &["name", "value"], &[])?;
+    }
+    ctx.check_child(n, "tune", &[], &["sndbuf"])?;
+    if let Some(t) = n.child("tune") {
+        ctx.check_leaves(t.node(), &["sndbuf"])?;
+    }
+    ctx.check_child(n, "teaming", &["type", "persistent"], &[])?;
+    ctx.check_child(n, "link", &["state"], &[])?;
+    ctx.check_child(n, "mtu", &["size"], &[])?;
+    ctx.check_child(n, "coalesce", &[], &["rx"])?;
+    if let Some(c) = n.child("coalesce") {
+        ctx.check_child(c.node(), "rx", &[], &["frames"])?;
+        if let Some(r) = c.node().child("rx") {
+            ctx.check_child(r.node(), "frames", &["max"], &[])?;
+        }
+    }
+    for r in n.children("route") {
+        r.node().check_children(&[])?;
+    }
+    Ok(())
+}
+
 fn routes(n: Option<Node<'_>>) -> Vec<Vec<(String, String)>> {
     n.map(|n| {
         n.children("route")
@@ -362,6 +511,7 @@ fn routes(n: Option<Node<'_>>) -> Vec<Vec<(String, String)>> {
 impl Interface {
     /// Parses an `<interface>`.
     pub(crate) fn parse(n: Node<'_>, ctx: &Ctx<'_>) -> Result<Interface, XmlError> {
+        check_interface(n, ctx)?;
         let ty: NetType = match n.attr("type") {
             None => NetType::User,
             Some(v) => v.parse().map_err(|_| {

@@ -36,6 +36,19 @@ impl Iommu {
     /// Parses an `<iommu>`.
     pub(crate) fn parse(n: Node<'_>, ctx: &Ctx<'_>) -> Result<Iommu, XmlError> {
         ctx.check(n, &["model"], &["driver", "alias", "address", "acpi"])?;
+        ctx.check_child(
+            n,
+            "driver",
+            &[
+                "intremap",
+                "caching_mode",
+                "eim",
+                "iotlb",
+                "aw_bits",
+                "dma_translation",
+            ],
+            &[],
+        )?;
         let m = n
             .attr("model")
             .ok_or_else(|| missing(n.attr_path("model")))?;

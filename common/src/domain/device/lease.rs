@@ -21,6 +21,8 @@ impl Lease {
     /// Parses a `<lease>`.
     pub(crate) fn parse(n: Node<'_>, ctx: &Ctx<'_>) -> Result<Lease, XmlError> {
         ctx.check(n, &[], &["lockspace", "key", "target"])?;
+        ctx.check_leaves(n, &["lockspace", "key"])?;
+        ctx.check_child(n, "target", &["path", "offset"], &[])?;
         let t = n.required_child("target")?;
         let t = t.node();
         Ok(Lease {

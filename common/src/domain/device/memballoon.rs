@@ -46,6 +46,8 @@ impl Memballoon {
         let model: BalloonModel = m.parse().map_err(|_| {
             XmlError::bad_value(n.attr_path("model"), m, "unknown memory balloon model")
         })?;
+        ctx.check_child(n, "stats", &["period"], &[])?;
+        ctx.check_child(n, "driver", &["iommu", "ats", "packed", "page_per_vq"], &[])?;
         let period = match n.child("stats") {
             None => None,
             Some(s) => {

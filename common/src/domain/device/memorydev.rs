@@ -74,6 +74,46 @@ impl MemoryDevice {
             &["model", "access", "discard"],
             &["uuid", "source", "target", "alias", "address", "acpi"],
         )?;
+        ctx.check_leaves(n, &["uuid"])?;
+        ctx.check_child(
+            n,
+            "source",
+            &[],
+            &["nodemask", "pagesize", "path", "alignsize", "pmem"],
+        )?;
+        if let Some(s) = n.child("source") {
+            let s = s.node();
+            ctx.check_leaves(s, &["nodemask", "path", "pmem"])?;
+            ctx.check_child(s, "pagesize", &["unit"], &[])?;
+            ctx.check_child(s, "alignsize", &["unit"], &[])?;
+        }
+        ctx.check_child(
+            n,
+            "target",
+            &["dynamicMemslots"],
+            &[
+                "size",
+                "node",
+                "label",
+                "readonly",
+                "block",
+                "requested",
+                "current",
+                "address",
+            ],
+        )?;
+        if let Some(t) = n.child("target") {
+            let t = t.node();
+            ctx.check_leaves(t, &["node", "readonly"])?;
+            for k in ["size", "block", "requested", "current"] {
+                ctx.check_child(t, k, &["unit"], &[])?;
+            }
+            ctx.check_child(t, "label", &[], &["size"])?;
+            if let Some(l) = t.child("label") {
+                ctx.check_child(l.node(), "size", &["unit"], &[])?;
+            }
+            ctx.check_child(t, "address", &["base"], &[])?;
+        }
         let m = n
             .attr("model")
             .ok_or_else(|| missing(n.attr_path("model")))?;

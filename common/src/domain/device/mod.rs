@@ -463,6 +463,13 @@ pub(crate) fn parse_devices(
                         "only one set of redirection filter rule is supported",
                     ));
                 }
+                ctx.check(c, &[], &["usbdev"])?;
+                ctx.check_child(
+                    c,
+                    "usbdev",
+                    &["class", "vendor", "product", "version", "allow"],
+                    &[],
+                )?;
                 Device::RedirFilter(RedirFilter::parse(c)?)
             }
             "hub" => Device::Hub(Hub::parse(c, ctx)?),
@@ -512,7 +519,10 @@ pub(crate) fn parse_devices(
                 }
                 Device::Pstore(Box::new(Pstore::parse(c, ctx)?))
             }
-            "nvram" => Device::Nvram(DeviceInfo::parse(c, ctx, info::InfoOpts::NONE)?),
+            "nvram" => {
+                ctx.check(c, &[], &["alias", "address", "acpi"])?;
+                Device::Nvram(DeviceInfo::parse(c, ctx, info::InfoOpts::NONE)?)
+            }
             other if UNMODELED.contains(&other) => {
                 if ctx.flags.validate {
                     return Err(XmlError::unsupported(

@@ -24,6 +24,8 @@ impl Pstore {
             &["backend"],
             &["path", "size", "alias", "address", "acpi"],
         )?;
+        ctx.check_leaves(n, &["path"])?;
+        ctx.check_child(n, "size", &["unit"], &[])?;
         let b = n.required_attr("backend")?;
         if b != "acpi-erst" {
             return Err(XmlError::bad_value(

@@ -49,6 +49,14 @@ impl Redirdev {
                 "unknown redirdev bus",
             ));
         }
+        ctx.check(
+            n,
+            &["bus", "type"],
+            &[
+                "source", "protocol", "log", "boot", "alias", "address", "acpi",
+            ],
+        )?;
+        chardev::check_source(n, ctx)?;
         let t = n.attr("type").unwrap_or("pty");
         let ty: ChrType = t.parse().map_err(|_| {
             XmlError::bad_value(

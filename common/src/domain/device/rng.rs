@@ -56,6 +56,17 @@ impl Rng {
         let model: RngModel = m
             .parse()
             .map_err(|_| XmlError::bad_value(n.attr_path("model"), m, "Unknown RNG model"))?;
+        ctx.check_child(n, "rate", &["bytes", "period"], &[])?;
+        ctx.check_child(n, "driver", &["iommu", "ats", "packed", "page_per_vq"], &[])?;
+        ctx.check_child(
+            n,
+            "backend",
+            &["model", "type"],
+            &["source", "protocol", "log"],
+        )?;
+        if let Some(b) = n.child("backend") {
+            chardev::check_source(b.node(), ctx)?;
+        }
         let b = n.required_child("backend")?;
         let b = b.node();
         let bm = b.required_attr("model")?;

@@ -43,6 +43,10 @@ impl Shmem {
             &["name", "role"],
             &["model", "size", "server", "msi", "alias", "address", "acpi"],
         )?;
+        ctx.check_child(n, "model", &["type"], &[])?;
+        ctx.check_child(n, "size", &["unit"], &[])?;
+        ctx.check_child(n, "server", &["path"], &[])?;
+        ctx.check_child(n, "msi", &["vectors", "ioeventfd"], &[])?;
         let name = n.attr("name").ok_or_else(|| missing(n.attr_path("name")))?;
         let size = match n.child("size") {
             None => 0,

@@ -36,6 +36,22 @@ impl Smartcard {
     /// Parses a `<smartcard>`.
     pub(crate) fn parse(n: Node<'_>, ctx: &Ctx<'_>) -> Result<Smartcard, XmlError> {
         let m = n.attr("mode").ok_or_else(|| missing(n.attr_path("mode")))?;
+        ctx.check(
+            n,
+            &["mode", "type"],
+            &[
+                "certificate",
+                "database",
+                "source",
+                "protocol",
+                "log",
+                "alias",
+                "address",
+                "acpi",
+            ],
+        )?;
+        ctx.check_leaves(n, &["certificate", "database"])?;
+        chardev::check_source(n, ctx)?;
         let mode = match m {
             "host" => SmartcardMode::Host,
             "host-certificates" => {

@@ -72,6 +72,14 @@ impl Sound {
         let model: SoundModel = m
             .parse()
             .map_err(|_| XmlError::bad_value(n.attr_path("model"), m, "unknown sound model"))?;
+        ctx.check(
+            n,
+            &["model", "multichannel", "streams"],
+            &["codec", "audio", "driver", "alias", "address", "acpi"],
+        )?;
+        ctx.check_child(n, "codec", &["type"], &[])?;
+        ctx.check_child(n, "audio", &["id"], &[])?;
+        ctx.check_child(n, "driver", &["iommu", "ats", "packed", "page_per_vq"], &[])?;
         let mut codecs = Vec::new();
         for c in n.children("codec") {
             codecs.push(c.node().required_parse_attr("type")?);

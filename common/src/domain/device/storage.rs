@@ -5,7 +5,7 @@
 use crate::xml::{Element, Node, XmlError};
 use crate::xml_enum;
 
-use super::super::util::{Fmt, missing, yes_no};
+use super::super::util::{Ctx, Fmt, missing, yes_no};
 use super::address::PciAddress;
 pub use super::storage_sec::{Auth, DeviceSeclabel, Encryption, SecretRef};
 pub(crate) use super::storage_sec::{
@@ -711,4 +711,188 @@ pub(crate) fn format_backing(s: &StorageSource, flags: &Fmt) -> Option<Element> 
     e.push_opt(format_source(b, "source", flags, false));
     e.push_opt(format_backing(b, flags));
     Some(e)
+}
+
+// === validate ===
+
+/// The attributes and children a storage `<source>` of type `kind`
+/// knows; an unknown type gets them all (its parser refuses it).
+fn source_shape(kind: Option<StorageType>) -> (Vec<&'static str>, Vec<&'static str>) {
+    const NETWORK: &[&str] = &[
+        "host",
+        "snapshot",
+        "config",
+        "initiator",
+        "ssl",
+        "cookies",
+        "readahead",
+        "timeout",
+        "reconnect",
+        "knownHosts",
+        "identity",
+    ];
+    let (attrs, children): (&[&str], &[&str]) = match kind {
+        Some(StorageType::File) => (&["file", "fdgroup"], &[]),
+        Some(StorageType::Block | StorageType::VhostVdpa) => (&["dev"], &[]),
+        Some(StorageType::Dir) => (&["dir"], &[]),
+        Some(StorageType::Network) => (
+            &["protocol", "name", "tls", "tlsHostname", "query"],
+            NETWORK,
+        ),
+        Some(StorageType::Volume) => (&["pool", "volume", "mode"], &[]),
+        Some(StorageType::Nvme) => (&["type", "namespace", "managed"], &["address"]),
+        Some(StorageType::VhostUser) => (&["type", "path"], &["reconnect"]),
+        Some(StorageType::None) => (&[], &[]),
+        None => (
+            &[
+                "file",
+                "fdgroup",
+                "dev",
+                "dir",
+                "protocol",
+                "name",
+                "tls",
+                "tlsHostname",
+                "query",
+                "pool",
+                "volume",
+                "mode",
+                "type",
+                "namespace",
+                "managed",
+                "path",
+            ],
+            &[
+                "host",
+                "snapshot",
+                "config",
+                "initiator",
+                "ssl",
+                "cookies",
+                "readahead",
+                "timeout",
+                "reconnect",
+                "knownHosts",
+                "identity",
+                "address",
+            ],
+        ),
+    };
+    let mut attrs = attrs.to_vec();
+    attrs.extend(["startupPolicy", "index"]);
+    let mut children = children.to_vec();
+    children.extend(["auth", "encryption", "seclabel", "slices", "reservations"]);
+    (attrs, children)
+}
+
+/// With the validate flag: a storage `<source>` of the storage type
+/// named `kind` (`None`: a file) and everything under it.
+pub(crate) fn check_source(n: Node<'_>, kind: Option<&str>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    if !ctx.flags.validate {
+        return Ok(());
+    }
+    let kind = match kind {
+        None => Some(StorageType::File),
+        Some(k) => k.parse().ok(),
+    };
+    let (attrs, children) = source_shape(kind);
+    ctx.check(n, &attrs, &children)?;
+    ctx.check_child(n, "host", &["transport", "name", "port", "socket"], &[])?;
+    ctx.check_child(n, "snapshot", &["name"], &[])?;
+    ctx.check_child(n, "config", &["file"], &[])?;
+    ctx.check_child(n, "initiator", &[], &["iqn"])?;
+    if let Some(i) = n.child("initiator") {
+        ctx.check_child(i.node(), "iqn", &["name"], &[])?;
+    }
+    ctx.check_child(n, "ssl", &["verify"], &[])?;
+    ctx.check_child(n, "cookies", &[], &["cookie"])?;
+    if let Some(c) = n.child("cookies") {
+        ctx.check_child(c.node(), "cookie", &["name"], &[])?;
+    }
+    ctx.check_child(n, "readahead", &["size"], &[])?;
+    ctx.check_child(n, "timeout", &["seconds"], &[])?;
+    ctx.check_child(n, "reconnect", &["delay", "enabled", "timeout"], &[])?;
+    ctx.check_child(n, "knownHosts", &["path"], &[])?;
+    // `<identity>` keeps whatever attributes it has.
+    for i in n.children("identity") {
+        i.node().check_children(&[])?;
+    }
+    for a in n.children("auth") {
+        check_auth(a.node(), ctx)?;
+    }
+    for e in n.children("encryption") {
+        check_encryption(e.node(), ctx)?;
+    }
+    check_seclabels(n, ctx)?;
+    ctx.check_child(n, "slices", &[], &["slice"])?;
+    if let Some(s) = n.child("slices") {
+        ctx.check_child(s.node(), "slice", &["type", "offset", "size"], &[])?;
+    }
+    ctx.check_child(n, "reservations", &["managed"], &["source"])?;
+    if let Some(r) = n.child("reservations") {
+        ctx.check_child(r.node(), "source", &["type", "path", "mode"], &[])?;
+    }
+    // NVMe: a PCI address, its type implied.
+    ctx.check_child(
+        n,
+        "address",
+        &["type", "domain", "bus", "slot", "function"],
+        &[],
+    )
+}
+
+/// With the validate flag: `<auth username=><secret/></auth>`.
+pub(crate) fn check_auth(n: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    ctx.check(n, &["type", "username"], &["secret"])?;
+    ctx.check_child(n, "secret", &["type", "uuid", "usage"], &[])
+}
+
+/// With the validate flag: `<encryption>` (cipher and ivgen keep their
+/// attributes as they are).
+pub(crate) fn check_encryption(n: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    ctx.check(n, &["format", "engine"], &["secret", "cipher", "ivgen"])?;
+    ctx.check_child(n, "secret", &["type", "uuid", "usage"], &[])?;
+    if ctx.flags.validate {
+        for c in ["cipher", "ivgen"] {
+            for c in n.children(c) {
+                c.node().check_children(&[])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// With the validate flag: the `<seclabel>` children of `n`.
+pub(crate) fn check_seclabels(n: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    ctx.check_child(n, "seclabel", &["model", "relabel"], &["label"])?;
+    for s in n.children("seclabel") {
+        ctx.check_leaves(s.node(), &["label"])?;
+    }
+    Ok(())
+}
+
+/// With the validate flag: `<backingStore>` chains under `n`.
+pub(crate) fn check_backing(n: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    let Some(b) = n.child("backingStore") else {
+        return Ok(());
+    };
+    let b = b.node();
+    ctx.check(b, &["type", "index"], &["format", "source", "backingStore"])?;
+    ctx.check_child(b, "format", &["type"], &["metadata_cache"])?;
+    if let Some(f) = b.child("format") {
+        check_metadata_cache(f.node(), ctx)?;
+    }
+    if let Some(s) = b.child("source") {
+        check_source(s.node(), b.attr("type"), ctx)?;
+    }
+    check_backing(b, ctx)
+}
+
+/// With the validate flag: `<metadata_cache><max_size unit=>` under `n`.
+pub(crate) fn check_metadata_cache(n: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
+    ctx.check_child(n, "metadata_cache", &[], &["max_size"])?;
+    if let Some(m) = n.child("metadata_cache") {
+        ctx.check_child(m.node(), "max_size", &["unit"], &[])?;
+    }
+    Ok(())
 }

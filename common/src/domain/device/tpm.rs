@@ -67,6 +67,27 @@ impl Tpm {
     /// Parses a `<tpm>`.
     pub(crate) fn parse(n: Node<'_>, ctx: &Ctx<'_>) -> Result<Tpm, XmlError> {
         ctx.check(n, &["model"], &["backend", "alias", "address", "acpi"])?;
+        ctx.check_child(
+            n,
+            "backend",
+            &["type", "version", "persistent_state", "debug"],
+            &[
+                "device",
+                "active_pcr_banks",
+                "encryption",
+                "source",
+                "profile",
+            ],
+        )?;
+        if let Some(b) = n.child("backend") {
+            let b = b.node();
+            ctx.check_child(b, "device", &["path"], &[])?;
+            ctx.check_child(b, "encryption", &["secret"], &[])?;
+            ctx.check_child(b, "source", &["type", "path", "mode"], &[])?;
+            if let Some(p) = b.child("active_pcr_banks") {
+                ctx.check_leaves(p.node(), PCR_BANKS)?;
+            }
+        }
         let b = n.required_child("backend")?;
         let b = b.node();
         let t = b.attr("type").ok_or_else(|| missing(b.attr_path("type")))?;

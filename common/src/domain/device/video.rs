@@ -113,6 +113,30 @@ impl Video {
     /// Parses a `<video>`.
     pub(crate) fn parse(n: Node<'_>, ctx: &Ctx<'_>) -> Result<Video, XmlError> {
         ctx.check(n, &[], &["model", "driver", "alias", "address", "acpi"])?;
+        ctx.check_child(
+            n,
+            "model",
+            &[
+                "type", "ram", "vram", "vram64", "vgamem", "heads", "primary", "blob",
+            ],
+            &["acceleration", "resolution"],
+        )?;
+        if let Some(m) = n.child("model") {
+            let m = m.node();
+            ctx.check_child(
+                m,
+                "acceleration",
+                &["accel3d", "accel2d", "rendernode"],
+                &[],
+            )?;
+            ctx.check_child(m, "resolution", &["x", "y"], &[])?;
+        }
+        ctx.check_child(
+            n,
+            "driver",
+            &["name", "vgaconf", "iommu", "ats", "packed", "page_per_vq"],
+            &[],
+        )?;
         let mut v = Video::new(VideoType::Default);
         if let Some(m) = n.child("model") {
             let m = m.node();

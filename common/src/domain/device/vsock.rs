@@ -38,6 +38,8 @@ impl Vsock {
             &["model"],
             &["cid", "driver", "alias", "address", "acpi"],
         )?;
+        ctx.check_child(n, "cid", &["address", "auto"], &[])?;
+        ctx.check_child(n, "driver", &["iommu", "ats", "packed", "page_per_vq"], &[])?;
         let (auto_cid, cid) = match n.child("cid") {
             None => (None, 0),
             Some(c) => {
