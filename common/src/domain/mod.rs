@@ -59,6 +59,8 @@ pub mod vcpu;
 mod tests;
 #[cfg(test)]
 mod tests_corpus;
+#[cfg(test)]
+mod tests_fuzz;
 
 use crate::xml::{Element, FormatFlags, Node, ParseFlags, XmlError};
 use crate::xml_enum;

@@ -259,11 +259,14 @@ fn start(e: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> {
     let qname = e.name();
     let name: &str = qname.as_ref();
     let name = name.to_owned();
+    check_name(&name)?;
+    check_attr_syntax(e.attributes_raw())?;
     let mut el = Element::new(name);
     for a in e.attributes() {
         let a = a.map_err(syntax)?;
         let key: &str = a.key.as_ref();
         let key = key.to_owned();
+        check_name(&key)?;
         if key == "xmlns" || key.starts_with("xmlns:") {
             // Namespace declarations matter only inside <metadata>; keep them
             // as attributes so those children format back as written.
@@ -279,6 +282,45 @@ fn start(e: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> {
         el.attrs.push((key, value));
     }
     Ok(el)
+}
+
+/// Whether `s` is an XML name (letters, digits and `_:.-`, non-ASCII
+/// allowed, not starting with a digit, `.` or `-`). quick-xml is lenient
+/// here; libxml2 (so libvirt) is not, and `b'c'` must not become a name.
+fn check_name(s: &str) -> Result<(), XmlError> {
+    let ok_start = |c: char| c.is_alphabetic() || c == '_' || c == ':' || !c.is_ascii();
+    let ok = |c: char| ok_start(c) || c.is_ascii_digit() || c == '.' || c == '-';
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if ok_start(c) && chars.all(ok) => Ok(()),
+        _ => Err(syntax(format!("invalid name '{s}'"))),
+    }
+}
+
+/// Attributes must be separated by white space (`a='1'b='2'` is an error
+/// in XML, and in libxml2).
+fn check_attr_syntax(raw: &str) -> Result<(), XmlError> {
+    let mut quote: Option<char> = None;
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) if c == q => {
+                quote = None;
+                if let Some(&next) = chars.peek()
+                    && !next.is_whitespace()
+                    && next != '/'
+                {
+                    return Err(syntax(
+                        "attributes construct error: white space required between attributes",
+                    ));
+                }
+            }
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None => {}
+        }
+    }
+    Ok(())
 }
 
 /// XML 1.0 forbids control characters other than tab, newline and carriage
@@ -446,6 +488,10 @@ mod tests {
             "<a><![CDATA[\u{2}]]></a>",
             "<a x='&#2;'/>",
             "<a x='a\u{1}'/>",
+            "<a b'c'='1'/>",
+            "<a [b='1'/>",
+            "<a b='c'd='e'/>",
+            "<a b=\"c\"d=\"e\"></a>",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should fail");
         }

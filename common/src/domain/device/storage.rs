@@ -708,7 +708,10 @@ pub(crate) fn format_backing(s: &StorageSource, flags: &Fmt) -> Option<Element> 
         f.push(metadata_cache_el(m));
     }
     e.push(f);
-    e.push_opt(format_source(b, "source", flags, false));
+    // The parser requires `<source>` in a typed `<backingStore>`, so it is
+    // written even when empty (libvirt's formatter drops an empty one,
+    // producing XML its own parser refuses).
+    e.push(format_source(b, "source", flags, false).unwrap_or_else(|| Element::new("source")));
     e.push_opt(format_backing(b, flags));
     Some(e)
 }
