@@ -5,55 +5,13 @@
 #![no_main]
 
 use common::domain::{DomainDef, GenericHooks};
-use common::xml::{FormatFlags, ParseFlags};
+use common::xml::ROUND_TRIP_MODES;
 use libfuzzer_sys::fuzz_target;
 use virt_fuzz::{check_round_trip, text};
 
-const MODES: [(&str, ParseFlags, FormatFlags); 3] = [
-    (
-        "live",
-        ParseFlags {
-            inactive: false,
-            validate: false,
-            allow_post_parse_fail: false,
-        },
-        FormatFlags {
-            inactive: false,
-            secure: true,
-            migratable: false,
-        },
-    ),
-    (
-        "inactive",
-        ParseFlags {
-            inactive: true,
-            validate: false,
-            allow_post_parse_fail: false,
-        },
-        FormatFlags {
-            inactive: true,
-            secure: true,
-            migratable: false,
-        },
-    ),
-    (
-        "validate",
-        ParseFlags {
-            inactive: false,
-            validate: true,
-            allow_post_parse_fail: false,
-        },
-        FormatFlags {
-            inactive: false,
-            secure: true,
-            migratable: false,
-        },
-    ),
-];
-
 fuzz_target!(|data: &[u8]| {
     let Some(xml) = text(data) else { return };
-    for (mode, pf, ff) in MODES {
+    for (mode, pf, ff) in ROUND_TRIP_MODES {
         check_round_trip(
             mode,
             xml,

@@ -2,56 +2,14 @@
 //! fuzz target uses, a parsed input formats to XML that parses again and
 //! is a fixed point.
 
-use crate::xml::{FormatFlags, ParseFlags};
+use crate::xml::ROUND_TRIP_MODES;
 
 use super::*;
-
-const MODES: [(&str, ParseFlags, FormatFlags); 3] = [
-    (
-        "live",
-        ParseFlags {
-            inactive: false,
-            validate: false,
-            allow_post_parse_fail: false,
-        },
-        FormatFlags {
-            inactive: false,
-            secure: true,
-            migratable: false,
-        },
-    ),
-    (
-        "inactive",
-        ParseFlags {
-            inactive: true,
-            validate: false,
-            allow_post_parse_fail: false,
-        },
-        FormatFlags {
-            inactive: true,
-            secure: true,
-            migratable: false,
-        },
-    ),
-    (
-        "validate",
-        ParseFlags {
-            inactive: false,
-            validate: true,
-            allow_post_parse_fail: false,
-        },
-        FormatFlags {
-            inactive: false,
-            secure: true,
-            migratable: false,
-        },
-    ),
-];
 
 /// The fuzz property: if `input` parses, its formatted output parses
 /// again and formats to the same text.
 fn check_round_trip(input: &str) {
-    for (mode, pf, ff) in MODES {
+    for (mode, pf, ff) in ROUND_TRIP_MODES {
         let Ok(def) = DomainDef::parse_str(input, pf, &GenericHooks) else {
             continue;
         };
@@ -108,7 +66,7 @@ fn live_not_fixed_point_is_only_video_heads_zero() {
         env!("CARGO_MANIFEST_DIR"),
         "/../fuzz/known/domain/live-not-fixed-point.xml"
     ));
-    for (mode, pf, ff) in MODES {
+    for (mode, pf, ff) in ROUND_TRIP_MODES {
         // The validating parse refuses the unknown `<concs>` element.
         let Ok(def) = DomainDef::parse_str(input, pf, &GenericHooks) else {
             assert!(pf.validate, "[{mode}]");

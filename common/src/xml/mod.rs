@@ -56,6 +56,52 @@ pub struct FormatFlags {
     pub migratable: bool,
 }
 
+/// The flag sets under which a parsed definition must format to XML that
+/// parses again to the same text (live, inactive, validating parse; all
+/// formatted with `secure`, since without it secrets are dropped by design).
+/// The fuzz targets and their regression tests check exactly these.
+pub const ROUND_TRIP_MODES: [(&str, ParseFlags, FormatFlags); 3] = [
+    (
+        "live",
+        ParseFlags {
+            inactive: false,
+            validate: false,
+            allow_post_parse_fail: false,
+        },
+        FormatFlags {
+            inactive: false,
+            secure: true,
+            migratable: false,
+        },
+    ),
+    (
+        "inactive",
+        ParseFlags {
+            inactive: true,
+            validate: false,
+            allow_post_parse_fail: false,
+        },
+        FormatFlags {
+            inactive: true,
+            secure: true,
+            migratable: false,
+        },
+    ),
+    (
+        "validate",
+        ParseFlags {
+            inactive: false,
+            validate: true,
+            allow_post_parse_fail: false,
+        },
+        FormatFlags {
+            inactive: false,
+            secure: true,
+            migratable: false,
+        },
+    ),
+];
+
 /// Declares an enum of XML attribute values: `FromStr` (with libvirt's
 /// spellings), `as_str`, `Display` and `ALL`.
 ///
