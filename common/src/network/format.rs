@@ -5,7 +5,7 @@
 //! empty ([`Element::open`]), live-only data (`connections`) dropped when
 //! formatting the inactive definition.
 
-use crate::xml::{Element, FormatFlags, escape_into};
+use crate::xml::{Element, FormatFlags, escape_attr_into};
 
 use super::addr::format_ip;
 use super::def::*;
@@ -56,7 +56,7 @@ pub(super) fn format(def: &NetworkDef, flags: FormatFlags) -> String {
         out.push(' ');
         out.push_str(k);
         out.push_str("='");
-        escape_into(&mut out, v);
+        escape_attr_into(&mut out, v);
         out.push('\'');
     }
     out.push_str(">\n");

@@ -64,7 +64,11 @@ fn first_diff(actual: &str, expected: &str) -> String {
 fn xmllint_ok(xml: &str, schema: &str, tag: &str) -> Option<bool> {
     let dir = std::env::temp_dir().join(format!("storage-rng-{}", std::process::id()));
     std::fs::create_dir_all(&dir).ok()?;
-    let file = dir.join(format!("{tag}.xml"));
+    // Tests run in parallel and share tags (the same case name in two
+    // categories): every call gets its own file.
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = dir.join(format!("{tag}.{n}.xml"));
     std::fs::write(&file, xml).ok()?;
     let out = std::process::Command::new("xmllint")
         .arg("--noout")

@@ -28,7 +28,7 @@ pub mod values;
 
 pub use error::{XmlError, XmlErrorKind};
 pub use node::{Node, NodeBuf, parse_uint};
-pub use tree::{Child, Element, MAX_DEPTH, escape, escape_into, parse};
+pub use tree::{Child, Element, MAX_DEPTH, escape, escape_attr_into, escape_into, parse};
 pub use values::{MacAddr, Uuid};
 
 /// Flags for parsing a definition, as libvirt's `VIR_DOMAIN_DEF_PARSE_*`.

@@ -176,7 +176,7 @@ impl Element {
             out.push(' ');
             out.push_str(k);
             out.push_str("='");
-            escape_into(out, v);
+            escape_attr_into(out, v);
             out.push('\'');
         }
         let has_elements = self.children.iter().any(|c| matches!(c, Child::Element(_)));
@@ -228,7 +228,10 @@ impl Element {
 
 /// Appends `s` escaped as libvirt's `virBufferEscapeString` does: the five
 /// XML specials become entities; control characters other than tab,
-/// newline and carriage return are dropped.
+/// newline and carriage return are dropped. A carriage return (only a
+/// character reference can carry one into a value) is written as `&#13;`
+/// so that the parser's line-end normalisation does not turn it into a
+/// newline: parse → format stays a fixed point.
 pub fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
@@ -237,9 +240,26 @@ pub fn escape_into(out: &mut String, s: &str) {
             '&' => out.push_str("&amp;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
+            '\r' => out.push_str("&#13;"),
+            '\t' | '\n' => out.push(c),
             c if (c as u32) < 0x20 => {}
             c => out.push(c),
+        }
+    }
+}
+
+/// Appends an attribute value: as [`escape_into`], and tab and newline as
+/// character references, which attribute-value normalisation would
+/// otherwise turn into spaces on the next parse.
+pub fn escape_attr_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            c => {
+                let mut b = [0u8; 4];
+                escape_into(out, c.encode_utf8(&mut b));
+            }
         }
     }
 }
@@ -401,7 +421,9 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                 }
             }
             Event::CData(c) => {
-                let s = c.into_inner().into_owned();
+                // Line ends are normalised in CDATA as everywhere else
+                // (XML 1.0 §2.11), so a formatted `\r` cannot reappear as `\n`.
+                let s = c.xml10_content().into_owned();
                 check_chars(&s)?;
                 push_text(&mut stack, &s);
             }
@@ -527,5 +549,22 @@ mod tests {
     #[test]
     fn control_characters_are_dropped() {
         assert_eq!(escape("a\u{1}b\tc"), "ab\tc");
+    }
+
+    #[test]
+    fn carriage_returns_and_attribute_whitespace_survive_a_round_trip() {
+        // CDATA is line-end normalised like text; a `\r` that only a
+        // character reference can bring in is written back as one.
+        for doc in [
+            "<a>x<![CDATA[1\r\r2]]>y</a>",
+            "<a>x&#13;y</a>",
+            "<a b='x&#10;y&#9;z&#13;w'/>",
+        ] {
+            let once = parse(doc).unwrap().to_xml();
+            let twice = parse(&once).unwrap().to_xml();
+            assert_eq!(once, twice, "{doc}");
+        }
+        assert_eq!(parse("<a>1<![CDATA[\r\n]]>2</a>").unwrap().to_xml(), "<a>1\n2</a>\n");
+        assert_eq!(parse("<a b='x&#10;y'/>").unwrap().to_xml(), "<a b='x&#10;y'/>\n");
     }
 }
