@@ -1,6 +1,10 @@
 //! What the host and its QEMU offer: emulator discovery, version probing,
-//! node info from /proc; [`qemu`]: the capabilities of one QEMU binary.
+//! node info from /proc; [`qemu`]: the capabilities of one QEMU binary;
+//! [`probe`]: probing them over QMP; [`cache`]: caching them per binary in
+//! memory and on disk.
 
+pub mod cache;
+pub mod probe;
 pub mod qemu;
 
 pub use qemu::{Accel, CapsCache, QemuCaps};

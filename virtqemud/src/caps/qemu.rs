@@ -1,19 +1,26 @@
-//! `QemuCaps`: what one QEMU binary offers (libvirt's `virQEMUCaps`), read
-//! from libvirt's capability cache format (`<qemuCaps>`, the files under
-//! `/var/cache/libvirt/qemu/capabilities/` and the test fixtures), plus a
-//! cache keyed by the binary's identity.
+//! `QemuCaps`: what one QEMU binary offers (libvirt's `virQEMUCaps`), in
+//! libvirt's capability cache format (`<qemuCaps>`, the files under
+//! `/var/cache/libvirt/qemu/capabilities/` and the test fixtures): read by
+//! [`QemuCaps::parse`], written by [`QemuCaps::to_xml`] (same layout,
+//! `parse(to_xml(c)) == c`).
 //!
 //! ```text
 //!   caps XML ─QemuCaps::parse─▶ QemuCaps { version, flags, machines, cpus, host CPU }
-//!   emulator ─CapsCache::get─▶ (path, size, mtime) hit? ─no─▶ probe() (not yet: QMP)
+//!   QemuCaps ─to_xml─▶ caps XML;  ─command_caps─▶ command::QemuCaps
+//!   emulator ─probe()─▶ QemuCaps            (QMP, see caps::probe)
+//!   emulator ─CapsCache::get─▶ memory ─▶ disk file ─▶ probe()   (see caps::cache)
 //! ```
+//!
+//! A binary is identified by its [`BinaryKey`] (path, size, mtime).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use common::xml::{Element, XmlError};
+
+pub use super::cache::CapsCache;
+pub use super::probe::probe;
 
 /// The accelerator a set of machine types / CPU models belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -30,6 +37,14 @@ impl Accel {
             "kvm" => Some(Accel::Kvm),
             "tcg" => Some(Accel::Tcg),
             _ => None,
+        }
+    }
+
+    /// The `type=` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
         }
     }
 }
@@ -136,7 +151,14 @@ impl QemuCaps {
     /// # Errors
     /// Malformed XML, a wrong root element or a missing mandatory value.
     pub fn parse(text: &str) -> Result<QemuCaps, XmlError> {
-        let root = common::xml::parse(text)?;
+        QemuCaps::from_element(&common::xml::parse(text)?)
+    }
+
+    /// [`QemuCaps::parse`] on an already parsed root element.
+    ///
+    /// # Errors
+    /// A wrong root element or a missing mandatory value.
+    pub fn from_element(root: &Element) -> Result<QemuCaps, XmlError> {
         if root.name != "qemuCaps" {
             return Err(XmlError::invalid(
                 "/",
@@ -225,6 +247,99 @@ impl QemuCaps {
             XmlError::invalid(path.display().to_string(), format!("cannot read: {e}"))
         })?;
         QemuCaps::parse(&text)
+    }
+
+    /// The `<qemuCaps>` document, in the layout [`QemuCaps::parse`] reads
+    /// (libvirt's order: emulator, flags, version, package, arch, then per
+    /// accelerator the host CPU, CPU models and machine types).
+    pub fn to_xml(&self) -> String {
+        self.to_element().to_xml()
+    }
+
+    /// The `<qemuCaps>` element of [`QemuCaps::to_xml`].
+    pub fn to_element(&self) -> Element {
+        let mut root = Element::new("qemuCaps");
+        root.push(Element::text_element("emulator", self.emulator.clone()));
+        for f in &self.flags {
+            root.push(Element::new("flag").with_attr("name", f));
+        }
+        root.push(Element::text_element("version", self.version.to_string()));
+        if let Some(p) = &self.package {
+            root.push(Element::text_element("package", p.clone()));
+        }
+        root.push(Element::text_element("arch", self.arch.clone()));
+        let yes = |b: bool| b.then_some("yes");
+        for accel in [Accel::Kvm, Accel::Tcg] {
+            let acc = self.accel(accel);
+            let ty = accel.as_str();
+            if let Some(h) = &acc.host_cpu {
+                let mut el = Element::open("hostCPU")
+                    .with_attr("type", ty)
+                    .with_attr("model", &h.model)
+                    .with_attr("migratability", if h.migratability { "yes" } else { "no" });
+                for p in &h.props {
+                    el.push(
+                        Element::new("property")
+                            .with_attr("name", &p.name)
+                            .with_attr("type", &p.kind)
+                            .with_attr("value", &p.value)
+                            .with_opt_attr("migratable", yes(p.migratable)),
+                    );
+                }
+                root.push(el);
+            }
+            for c in &acc.cpus {
+                let mut el = Element::new("cpu")
+                    .with_attr("type", ty)
+                    .with_attr("name", &c.name)
+                    .with_opt_attr("typename", c.typename.as_ref())
+                    .with_opt_attr("usable", c.usable.map(|u| if u { "yes" } else { "no" }))
+                    .with_opt_attr("deprecated", yes(c.deprecated));
+                for b in &c.blockers {
+                    el.push(Element::new("blocker").with_attr("name", b));
+                }
+                root.push(el);
+            }
+            for m in &acc.machines {
+                root.push(
+                    Element::new("machine")
+                        .with_attr("type", ty)
+                        .with_attr("name", &m.name)
+                        .with_opt_attr("alias", m.alias.as_ref())
+                        .with_opt_attr("hotplugCpus", yes(m.hotplug_cpus))
+                        .with_attr("maxCpus", m.max_cpus)
+                        .with_opt_attr("default", yes(m.default))
+                        .with_opt_attr("defaultCPU", m.default_cpu.as_ref())
+                        .with_opt_attr("numaMemSupported", yes(m.numa_mem_supported))
+                        .with_opt_attr("defaultRAMid", m.default_ram_id.as_ref())
+                        .with_opt_attr("deprecated", yes(m.deprecated))
+                        .with_opt_attr("acpi", m.acpi.map(|a| if a { "yes" } else { "no" })),
+                );
+            }
+        }
+        if !self.hyperv.is_empty() {
+            let mut el = Element::new("hypervCapabilities").with_attr("supported", "yes");
+            for c in &self.hyperv {
+                el.push(Element::new("cap").with_attr("name", c));
+            }
+            root.push(el);
+        }
+        root
+    }
+
+    /// What the command-line builder needs: the version unpacked and, when
+    /// a KVM host CPU is known (only from libvirt-made caps files: our
+    /// probe does not expand the host CPU), the `-cpu` value `host-model`
+    /// becomes: the model, then each property (booleans as `on`/`off`,
+    /// only the migratable ones when migratability was probed; commas in
+    /// values doubled).
+    pub fn command_caps(&self) -> crate::command::QemuCaps {
+        let part = |n: u64| u32::try_from(n % 1000).unwrap_or(0);
+        let major = u32::try_from(self.version / 1_000_000).unwrap_or(u32::MAX);
+        crate::command::QemuCaps {
+            version: (major, part(self.version / 1000), part(self.version)),
+            host_model_cpu: self.kvm.host_cpu.as_ref().map(host_model_cpu),
+        }
     }
 
     /// libvirt's test harness removes machine aliases from "latest" caps:
@@ -350,74 +465,49 @@ impl BinaryKey {
     }
 }
 
-/// Probes an emulator's capabilities over QMP.
-///
-/// # Errors
-/// Always for now: the QMP probe is not written yet.
-pub fn probe(emulator: &Path) -> Result<QemuCaps, XmlError> {
-    Err(XmlError::invalid(
-        "devices/emulator",
-        format!(
-            "capabilities of QEMU binary {} are not yet probed",
-            emulator.display()
-        ),
-    ))
-}
-
-/// Capabilities per emulator binary, refreshed when the binary changes.
-#[derive(Debug, Default)]
-pub struct CapsCache {
-    entries: Mutex<HashMap<PathBuf, (BinaryKey, Arc<QemuCaps>)>>,
-}
-
-impl CapsCache {
-    /// An empty cache.
-    pub fn new() -> CapsCache {
-        CapsCache::default()
-    }
-
-    /// Seeds the cache (tests, or caps loaded from disk).
-    pub fn insert(&self, key: BinaryKey, caps: QemuCaps) {
-        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        e.insert(key.path.clone(), (key, Arc::new(caps)));
-    }
-
-    /// The capabilities of `emulator`, probing it when it is new or changed.
-    ///
-    /// # Errors
-    /// The binary cannot be stat'ed or probed.
-    pub fn get(&self, emulator: &Path) -> Result<Arc<QemuCaps>, XmlError> {
-        let key = BinaryKey::of(emulator)?;
-        {
-            let e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((k, caps)) = e.get(emulator)
-                && *k == key
-            {
-                return Ok(Arc::clone(caps));
+fn host_model_cpu(h: &HostCpu) -> String {
+    let mut s = h.model.clone();
+    for p in &h.props {
+        let value = match p.kind.as_str() {
+            "boolean" => {
+                let on = p.value == "true";
+                // Off is the base model's default; a feature that cannot
+                // migrate stays off in a migratable host-model CPU.
+                if !on || (h.migratability && !p.migratable) {
+                    continue;
+                }
+                "on".to_owned()
             }
-        }
-        let caps = probe(emulator)?;
-        let caps = Arc::new(caps);
-        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        e.insert(emulator.to_path_buf(), (key, Arc::clone(&caps)));
-        Ok(caps)
+            _ => p.value.replace(',', ",,"),
+        };
+        s.push(',');
+        s.push_str(&p.name);
+        s.push('=');
+        s.push_str(&value);
     }
+    s
 }
 
 /// The fixture that libvirt's tests call "x86_64-latest" (QEMU 9.1.0),
 /// relative to the repository's sibling `shared/conformance` folder.
 pub const LATEST_X86_64_FIXTURE: &str = "fixtures/qemucaps/caps_9.1.0_x86_64.xml";
 
+/// The parsed [`LATEST_X86_64_FIXTURE`], when the corpus is present.
+#[cfg(test)]
+pub(crate) fn tests_fixture() -> Option<QemuCaps> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance")
+        .join(LATEST_X86_64_FIXTURE);
+    p.is_file()
+        .then(|| QemuCaps::load(&p).expect("fixture parses"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn fixture() -> Option<QemuCaps> {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/conformance")
-            .join(LATEST_X86_64_FIXTURE);
-        p.is_file()
-            .then(|| QemuCaps::load(&p).expect("fixture parses"))
+        tests_fixture()
     }
 
     #[test]
@@ -477,17 +567,94 @@ mod tests {
     }
 
     #[test]
-    fn cache_probes_unknown_binaries_and_reuses_known_ones() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let bin = tmp.path().join("qemu-system-x86_64");
-        std::fs::write(&bin, "x").expect("bin");
-        let cache = CapsCache::new();
-        let e = cache.get(&bin).expect_err("not probed");
-        assert!(e.to_string().contains("not yet probed"));
-        cache.insert(BinaryKey::of(&bin).expect("stat"), QemuCaps::default());
-        assert!(cache.get(&bin).is_ok());
-        std::fs::write(&bin, "changed").expect("bin");
-        assert!(cache.get(&bin).is_err());
-        assert!(cache.get(&tmp.path().join("none")).is_err());
+    fn to_xml_round_trips() {
+        let mut caps = QemuCaps::parse(
+            "<qemuCaps><emulator>/usr/bin/qemu-system-x86_64</emulator>\
+             <version>10000002</version><package>Debian 1:10.0.2 &amp; &lt;x&gt;</package>\
+             <arch>x86_64</arch><flag name='qemu-xhci'/><flag name='kvm'/>\
+             <hostCPU type='kvm' model='base' migratability='yes'>\
+               <property name='cmov' type='boolean' value='true' migratable='yes'/>\
+               <property name='vmx' type='boolean' value='true'/>\
+               <property name='fpu' type='boolean' value='false'/>\
+               <property name='family' type='number' value='23'/>\
+               <property name='model-id' type='string' value='AMD, Ryzen  '/></hostCPU>\
+             <cpu type='kvm' name='n270' typename='n270-x86_64-cpu' usable='no' deprecated='yes'>\
+               <blocker name='movbe'/><blocker name='x'/></cpu>\
+             <cpu type='tcg' name='odd'/>\
+             <machine type='tcg' name='pc-i440fx-9.1' alias='pc' hotplugCpus='yes' \
+               maxCpus='255' default='yes' defaultCPU='qemu64-x86_64-cpu' \
+               numaMemSupported='yes' defaultRAMid='pc.ram' deprecated='yes' acpi='no'/>\
+             <machine type='kvm' name='isapc'/>\
+             <hypervCapabilities supported='yes'><cap name='relaxed'/></hypervCapabilities>\
+             </qemuCaps>",
+        )
+        .expect("parses");
+        let xml = caps.to_xml();
+        assert!(
+            xml.starts_with("<qemuCaps>\n  <emulator>/usr/bin/qemu-system-x86_64</emulator>\n")
+        );
+        assert_eq!(QemuCaps::parse(&xml).expect("reparse"), caps);
+        caps.package = None;
+        caps.kvm.host_cpu.as_mut().expect("host").migratability = false;
+        assert_eq!(QemuCaps::parse(&caps.to_xml()).expect("reparse"), caps);
+        assert_eq!(
+            QemuCaps::parse(&QemuCaps::default().to_xml()).expect("empty"),
+            QemuCaps::default()
+        );
+        if let Some(f) = fixture() {
+            assert_eq!(QemuCaps::parse(&f.to_xml()).expect("fixture reparse"), f);
+        }
+    }
+
+    #[test]
+    fn command_caps_unpack_the_version_and_host_model() {
+        let mut caps = QemuCaps {
+            version: 10_000_002,
+            ..QemuCaps::default()
+        };
+        let c = caps.command_caps();
+        assert_eq!((c.version, c.host_model_cpu), ((10, 0, 2), None));
+        caps.version = 7_002_019;
+        caps.kvm.host_cpu = Some(HostCpu {
+            model: "base".to_owned(),
+            migratability: true,
+            props: vec![
+                CpuProperty {
+                    name: "cmov".to_owned(),
+                    kind: "boolean".to_owned(),
+                    value: "true".to_owned(),
+                    migratable: true,
+                },
+                CpuProperty {
+                    name: "invtsc".to_owned(),
+                    kind: "boolean".to_owned(),
+                    value: "true".to_owned(),
+                    migratable: false,
+                },
+                CpuProperty {
+                    name: "fpu".to_owned(),
+                    kind: "boolean".to_owned(),
+                    value: "false".to_owned(),
+                    migratable: false,
+                },
+                CpuProperty {
+                    name: "model-id".to_owned(),
+                    kind: "string".to_owned(),
+                    value: "A, B".to_owned(),
+                    migratable: false,
+                },
+            ],
+        });
+        let c = caps.command_caps();
+        assert_eq!(c.version, (7, 2, 19));
+        assert_eq!(
+            c.host_model_cpu.as_deref(),
+            Some("base,cmov=on,model-id=A,, B")
+        );
+        if let Some(f) = fixture() {
+            let c = f.command_caps();
+            assert_eq!(c.version, (9, 0, 90));
+            assert!(c.host_model_cpu.expect("host model").starts_with("base,"));
+        }
     }
 }
