@@ -175,7 +175,7 @@ pub(crate) async fn opt_domain(
     inv: &Invocation,
     by: u8,
 ) -> Result<(Client, pb::Domain, String), Error> {
-    let arg = inv.string("domain").unwrap_or_default().to_owned();
+    let arg = string_req(inv, "domain")?.unwrap_or_default().to_owned();
     let mut client = ctl.domain().await?;
     let d = lookup(&mut client, &arg, by).await?;
     Ok((client, d, arg))
@@ -197,6 +197,29 @@ pub(crate) fn strerror(e: &std::io::Error) -> String {
     }
 }
 
+/// virsh's `vshCommandOptStringReq`: the value of a string option, which
+/// must not be empty when given.
+///
+/// # Errors
+/// `Failed to get option 'NAME': Option argument is empty`.
+pub(crate) fn string_req<'a>(inv: &'a Invocation, name: &str) -> Result<Option<&'a str>, Error> {
+    match inv.string(name) {
+        Some("") => Err(Error::msg(format!(
+            "Failed to get option '{name}': Option argument is empty"
+        ))),
+        v => Ok(v),
+    }
+}
+
+/// virsh's `virFileReadAll` of an XML file.
+///
+/// # Errors
+/// `Failed to open file 'FILE': <strerror>`.
+pub(crate) fn read_xml_file(file: &str) -> Result<String, Error> {
+    std::fs::read_to_string(file)
+        .map_err(|e| Error::msg(format!("Failed to open file '{file}': {}", strerror(&e))))
+}
+
 /// virsh's "Options --a and --b are mutually exclusive".
 pub(crate) fn exclusive(inv: &Invocation, a: &str, b: &str) -> Result<(), Error> {
     if inv.is_set(a) && inv.is_set(b) {
@@ -210,9 +233,8 @@ pub(crate) fn exclusive(inv: &Invocation, a: &str, b: &str) -> Result<(), Error>
 /// `define FILE [--validate]`.
 fn cmd_define<'a>(ctl: &'a mut Ctl, inv: &'a Invocation) -> HandlerFuture<'a> {
     Box::pin(async move {
-        let file = inv.string("file").unwrap_or_default();
-        let xml = std::fs::read_to_string(file)
-            .map_err(|e| Error::msg(format!("Failed to open file '{file}': {}", strerror(&e))))?;
+        let file = string_req(inv, "file")?.unwrap_or_default();
+        let xml = read_xml_file(file)?;
         let mut client = ctl.domain().await?;
         let req = pb::DefineXmlRequest {
             xml,

@@ -1,4 +1,5 @@
-//! The commands, one module per virsh group.
+//! The commands, by virsh group: one module per group (`domain` and
+//! `lifecycle` share "Domain Management").
 //!
 //! Each module exposes `pub const COMMANDS: &[CommandDef]`; [`TABLE`] lists
 //! them all. To add a command, add a [`CommandDef`](crate::cli::CommandDef)
@@ -8,6 +9,7 @@
 pub mod domain;
 pub mod events;
 pub mod host;
+pub mod lifecycle;
 pub mod monitor;
 pub mod virsh;
 
@@ -16,6 +18,7 @@ use crate::cli::CommandTable;
 /// Every command virtsh knows.
 pub static TABLE: CommandTable = CommandTable::new(&[
     domain::COMMANDS,
+    lifecycle::COMMANDS,
     monitor::COMMANDS,
     events::COMMANDS,
     host::COMMANDS,

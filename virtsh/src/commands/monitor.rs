@@ -403,18 +403,19 @@ fn cmd_domstate<'a>(ctl: &'a mut Ctl, inv: &'a Invocation) -> HandlerFuture<'a> 
             })
             .await?
             .into_inner();
-        if inv.flag("reason") {
-            writeln!(
-                ctl.out(),
-                "{} ({})",
-                state_str(st.state),
-                reason_str(st.state, st.reason)
-            )?;
-        } else {
-            writeln!(ctl.out(), "{}", state_str(st.state))?;
-        }
+        let line = domstate_line(st.state, st.reason, inv.flag("reason"));
+        writeln!(ctl.out(), "{line}")?;
         Ok(())
     })
+}
+
+/// The line of `domstate`: `running`, or with `--reason` `running (booted)`.
+pub fn domstate_line(state: i32, reason: i32, with_reason: bool) -> String {
+    if with_reason {
+        format!("{} ({})", state_str(state), reason_str(state, reason))
+    } else {
+        state_str(state).to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -435,6 +436,39 @@ mod tests {
         assert_eq!(reason_str(1, 1), "booted");
         assert_eq!(reason_str(3, 99), "unknown");
         assert_eq!(state_str(42), "no state");
+    }
+
+    #[test]
+    fn domstate_lines() {
+        use pb::DomainState as S;
+        let cases = [
+            (S::Running, 1, "running (booted)"),
+            (S::Running, 5, "running (unpaused)"),
+            (S::Running, 9, "running (crashed)"),
+            (S::Running, 11, "running (post-copy failed)"),
+            (S::Blocked, 0, "idle (unknown)"),
+            (S::Paused, 1, "paused (user)"),
+            (S::Paused, 5, "paused (I/O error)"),
+            (S::Paused, 11, "paused (starting up)"),
+            (S::Paused, 14, "paused (api error)"),
+            (S::Shutdown, 1, "in shutdown (user)"),
+            (S::Shutoff, 0, "shut off (unknown)"),
+            (S::Shutoff, 1, "shut off (shutdown)"),
+            (S::Shutoff, 2, "shut off (destroyed)"),
+            (S::Shutoff, 3, "shut off (crashed)"),
+            (S::Shutoff, 5, "shut off (saved)"),
+            (S::Shutoff, 6, "shut off (failed)"),
+            (S::Shutoff, 8, "shut off (daemon)"),
+            (S::Crashed, 1, "crashed (panicked)"),
+            (S::Pmsuspended, 0, "pmsuspended (unknown)"),
+            (S::Nostate, 0, "no state (unknown)"),
+            (S::Running, 42, "running (unknown)"),
+        ];
+        for (state, reason, line) in cases {
+            assert_eq!(domstate_line(state as i32, reason, true), line);
+        }
+        assert_eq!(domstate_line(S::Shutoff as i32, 3, false), "shut off");
+        assert_eq!(domstate_line(S::Paused as i32, 1, false), "paused");
     }
 
     #[test]
