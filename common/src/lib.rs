@@ -36,6 +36,7 @@ pub mod network;
 pub mod objlist;
 pub mod paths;
 pub mod storage;
+pub mod timefmt;
 pub mod trace;
 pub mod xml;
 

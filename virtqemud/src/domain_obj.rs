@@ -11,10 +11,17 @@
 //!    Readers (lookups, listing, XML) take only this one, so they never
 //!    wait for a job.
 
+use std::process::Child;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use common::domain::DomainDef;
 use common::objlist::RawUuid;
+use common::{ErrorCode, ErrorDomain, VirtError};
+use tokio::sync::watch;
+
+use crate::monitor::Monitor;
+use crate::process::DomainPaths;
+use crate::process::pidfd::PidFd;
 
 /// libvirt's `virDomainState`, with its numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -98,6 +105,179 @@ pub struct DomainObjState {
     /// Removed from the list; a job that waited for this object must look
     /// it up again.
     pub removed: bool,
+    /// The QEMU process while active.
+    pub runtime: Option<Arc<Runtime>>,
+    /// A fake reboot is under way (persisted in the status file): the
+    /// guest's SHUTDOWN means `system_reset` + `cont`, and the state stays
+    /// running throughout.
+    pub fake_reboot: bool,
+    /// Why QEMU is being stopped, decided before it exits (destroy, guest
+    /// shutdown, panic); an exit without one is a crash.
+    pub stop_reason: Option<StopReason>,
+    /// The reason for the next STOP event (a `stop` we sent).
+    pub pause_reason: Option<i32>,
+}
+
+/// Why a domain stopped: libvirt's shut-off reason and STOPPED detail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The guest shut down (SHUTOFF_SHUTDOWN / STOPPED_SHUTDOWN).
+    Shutdown,
+    /// Destroyed by a request (SHUTOFF_DESTROYED / STOPPED_DESTROYED).
+    Destroyed,
+    /// QEMU died or the guest crashed (SHUTOFF_CRASHED / STOPPED_CRASHED).
+    Crashed,
+    /// The start failed after QEMU ran (SHUTOFF_FAILED / STOPPED_FAILED).
+    Failed,
+    /// QEMU died while the daemon was down (SHUTOFF_DAEMON /
+    /// STOPPED_CRASHED).
+    Daemon,
+}
+
+impl StopReason {
+    /// libvirt's `virDomainShutoffReason`.
+    pub fn shutoff_reason(self) -> i32 {
+        match self {
+            StopReason::Shutdown => reason::SHUTOFF_SHUTDOWN,
+            StopReason::Destroyed => reason::SHUTOFF_DESTROYED,
+            StopReason::Crashed => reason::SHUTOFF_CRASHED,
+            StopReason::Failed => reason::SHUTOFF_FAILED,
+            StopReason::Daemon => reason::SHUTOFF_DAEMON,
+        }
+    }
+
+    /// libvirt's `VIR_DOMAIN_EVENT_STOPPED_*` detail.
+    pub fn stopped_detail(self) -> i32 {
+        match self {
+            StopReason::Shutdown => 0,
+            StopReason::Destroyed => 1,
+            StopReason::Crashed | StopReason::Daemon => 2,
+            StopReason::Failed => 5,
+        }
+    }
+}
+
+/// libvirt's state reasons this driver sets.
+pub mod reason {
+    /// VIR_DOMAIN_RUNNING_UNKNOWN
+    pub const RUNNING_UNKNOWN: i32 = 0;
+    /// VIR_DOMAIN_RUNNING_BOOTED
+    pub const RUNNING_BOOTED: i32 = 1;
+    /// VIR_DOMAIN_RUNNING_UNPAUSED
+    pub const RUNNING_UNPAUSED: i32 = 5;
+    /// VIR_DOMAIN_PAUSED_UNKNOWN
+    pub const PAUSED_UNKNOWN: i32 = 0;
+    /// VIR_DOMAIN_PAUSED_USER
+    pub const PAUSED_USER: i32 = 1;
+    /// VIR_DOMAIN_SHUTDOWN_USER
+    pub const SHUTDOWN_USER: i32 = 1;
+    /// VIR_DOMAIN_SHUTOFF_SHUTDOWN
+    pub const SHUTOFF_SHUTDOWN: i32 = 1;
+    /// VIR_DOMAIN_SHUTOFF_DESTROYED
+    pub const SHUTOFF_DESTROYED: i32 = 2;
+    /// VIR_DOMAIN_SHUTOFF_CRASHED
+    pub const SHUTOFF_CRASHED: i32 = 3;
+    /// VIR_DOMAIN_SHUTOFF_FAILED
+    pub const SHUTOFF_FAILED: i32 = 6;
+    /// VIR_DOMAIN_SHUTOFF_DAEMON
+    pub const SHUTOFF_DAEMON: i32 = 8;
+    /// VIR_DOMAIN_CRASHED_PANICKED
+    pub const CRASHED_PANICKED: i32 = 1;
+}
+
+/// The monitor of a running domain as the reconnect left it.
+#[derive(Clone, Debug)]
+pub enum MonitorState {
+    /// Connecting (after a daemon restart).
+    Connecting,
+    /// Connected.
+    Connected(Monitor),
+    /// The connection failed; retried in the background.
+    Failed(String),
+}
+
+/// A running QEMU: what the driver holds while the domain is active.
+#[derive(Debug)]
+pub struct Runtime {
+    /// QEMU's pid.
+    pub pid: i32,
+    /// Its start time (`/proc/PID/stat`).
+    pub start_time: Option<u64>,
+    /// Its pidfd.
+    pub pidfd: PidFd,
+    /// The process, when this daemon spawned it (to reap it).
+    child: Mutex<Option<Child>>,
+    /// Its files.
+    pub paths: DomainPaths,
+    monitor: watch::Sender<MonitorState>,
+    /// Counts completed fake reboots (reboot requests wait on it).
+    pub reboots: watch::Sender<u64>,
+    /// Turns true once the stop is processed (state, files, events).
+    pub stopped: watch::Sender<bool>,
+}
+
+impl Runtime {
+    /// A runtime for a process, its monitor connected (or not yet).
+    pub fn new(
+        pid: i32,
+        start_time: Option<u64>,
+        pidfd: PidFd,
+        child: Option<Child>,
+        paths: DomainPaths,
+        monitor: MonitorState,
+    ) -> Runtime {
+        Runtime {
+            pid,
+            start_time,
+            pidfd,
+            child: Mutex::new(child),
+            paths,
+            monitor: watch::Sender::new(monitor),
+            reboots: watch::Sender::new(0),
+            stopped: watch::Sender::new(false),
+        }
+    }
+
+    /// The monitor; while a reconnect is still connecting, waits for it
+    /// (bounded).
+    ///
+    /// # Errors
+    /// OPERATION_FAILED when the monitor is not connected.
+    pub async fn monitor(&self) -> Result<Monitor, VirtError> {
+        let mut rx = self.monitor.subscribe();
+        let wait = rx.wait_for(|m| !matches!(m, MonitorState::Connecting));
+        let res = tokio::time::timeout(std::time::Duration::from_secs(10), wait).await;
+        let not_connected = |why: &str| {
+            VirtError::new(
+                ErrorCode::OperationFailed,
+                ErrorDomain::Qemu,
+                format!("operation failed: QEMU monitor is not connected: {why}"),
+            )
+        };
+        match res {
+            Ok(Ok(m)) => match &*m {
+                MonitorState::Connected(m) => Ok(m.clone()),
+                MonitorState::Failed(why) => Err(not_connected(why)),
+                MonitorState::Connecting => Err(not_connected("still connecting")),
+            },
+            _ => Err(not_connected("still connecting")),
+        }
+    }
+
+    /// Sets the monitor state.
+    pub fn set_monitor(&self, m: MonitorState) {
+        self.monitor.send_replace(m);
+    }
+
+    /// Reaps the process if it is our child and has exited.
+    pub fn reap(&self) {
+        let mut c = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(child) = c.as_mut()
+            && matches!(child.try_wait(), Ok(Some(_)))
+        {
+            *c = None;
+        }
+    }
 }
 
 impl DomainObjState {
@@ -146,6 +326,10 @@ impl DomainObj {
                 persistent,
                 post_parse_failed,
                 removed: false,
+                runtime: None,
+                fake_reboot: false,
+                stop_reason: None,
+                pause_reason: None,
             }),
         }
     }

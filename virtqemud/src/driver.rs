@@ -10,8 +10,14 @@
 //! serialises its changes and is the only lock held across an `.await`
 //! (the definition file write, in `spawn_blocking`).
 
+mod lifecycle;
+mod reconnect;
+
+pub use lifecycle::{REBOOT_TIMEOUT, ShutdownModes};
+
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicI32;
 
 use common::daemon::Context;
 use common::domain::DomainDef;
@@ -28,6 +34,7 @@ use crate::domain_event::{
 use crate::domain_obj::{DomainIdent, DomainObj, DomainState};
 use crate::hooks::QemuHooks;
 use crate::persist::{ConfigStore, PersistError};
+use crate::process::StartEnv;
 
 /// Versions reported by GetVersion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +107,11 @@ pub struct QemuDriver {
     store: ConfigStore,
     domains: ObjList<DomainObj>,
     events: EventBus<DomainEvent>,
+    /// Where running domains live and what their commands need; `None`
+    /// without a usable emulator (or in unit tests): starts are refused.
+    env: Option<StartEnv>,
+    /// The next domain id.
+    next_id: AtomicI32,
 }
 
 fn internal(msg: impl std::fmt::Display) -> VirtError {
@@ -137,10 +149,57 @@ where
 // === impl QemuDriver ===
 
 impl QemuDriver {
-    /// The driver of daemon `ctx`, with every stored definition loaded.
-    pub fn new(ctx: &Context) -> QemuDriver {
-        let driver = QemuDriver::with_config_dir(ctx.paths.driver_config_dir("qemu"));
+    /// The driver of daemon `ctx`: the default emulator's capabilities
+    /// (probed once, then cached on disk), every stored definition loaded,
+    /// running domains reconnected, autostart domains started (once per
+    /// host boot).
+    pub async fn new(ctx: &Context) -> Arc<QemuDriver> {
+        let paths = &ctx.paths;
+        let emulator = caps::find_emulator();
+        let cache_dir = paths.driver_state_dir("qemu").join("capabilities");
+        let caps = match emulator.clone() {
+            Some(bin) => {
+                let cache = caps::qemu::CapsCache::with_dir(cache_dir);
+                match tokio::task::spawn_blocking(move || cache.get(&bin)).await {
+                    Ok(Ok(c)) => Some(c),
+                    Ok(Err(e)) => {
+                        tracing::error!("cannot probe QEMU: {e}; domains cannot start");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::error!("QEMU probe task failed: {e}");
+                        None
+                    }
+                }
+            }
+            None => {
+                tracing::warn!("no qemu-system binary found: domains cannot start");
+                None
+            }
+        };
+        let hooks = match &caps {
+            Some(c) => QemuHooks::with_caps(c.clone()),
+            None => QemuHooks::new(),
+        };
+        let env = match (&emulator, &caps) {
+            (Some(bin), Some(c)) => Some(StartEnv {
+                lib_dir: paths.driver_state_dir("qemu"),
+                run_dir: paths.driver_run_dir("qemu"),
+                log_dir: paths.driver_log_dir("qemu"),
+                emulator: bin.display().to_string(),
+                caps: c.command_caps(),
+                conf: crate::command::QemuConf::default(),
+                kvm: std::path::Path::new("/dev/kvm").exists(),
+            }),
+            _ => None,
+        };
+        let mut driver = QemuDriver::with_config_dir(paths.driver_config_dir("qemu"));
+        driver.hooks = hooks;
+        driver.env = env;
+        let driver = Arc::new(driver);
         driver.load_definitions();
+        driver.reconnect_all().await;
+        driver.autostart_once();
         driver
     }
 
@@ -153,6 +212,8 @@ impl QemuDriver {
             store: ConfigStore::new(dir),
             domains: ObjList::new(ObjKind::DOMAIN),
             events: EventBus::default(),
+            env: None,
+            next_id: AtomicI32::new(1),
         }
     }
 

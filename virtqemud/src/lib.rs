@@ -20,4 +20,5 @@ pub mod driver;
 pub mod hooks;
 pub mod monitor;
 pub mod persist;
+pub mod process;
 pub mod service;

@@ -7,7 +7,7 @@ use virtqemud::{driver, service};
 
 fn main() -> ExitCode {
     common::daemon::run("virtqemud", |ctx| async move {
-        let qemud = service::Qemud::new(driver::QemuDriver::new(&ctx));
+        let qemud = service::Qemud::new(driver::QemuDriver::new(&ctx).await);
         qemud.close_events_on(ctx.stopping.clone());
         Ok(qemud)
     })

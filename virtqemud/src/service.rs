@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status};
 
 use crate::domain_event::{DomainEvent, EventBody};
 use crate::domain_obj::{DomainIdent, DomainState};
-use crate::driver::{DomainSummary, ListFilter, QemuDriver};
+use crate::driver::{DomainSummary, ListFilter, QemuDriver, REBOOT_TIMEOUT, ShutdownModes};
 
 /// The daemon: its driver behind the gRPC service.
 #[derive(Clone, Debug)]
@@ -31,10 +31,8 @@ pub struct Qemud {
 }
 
 impl Qemud {
-    pub fn new(driver: QemuDriver) -> Qemud {
-        Qemud {
-            driver: Arc::new(driver),
-        }
+    pub fn new(driver: Arc<QemuDriver>) -> Qemud {
+        Qemud { driver }
     }
 
     /// Ends event streams once `stopping` turns true, so that the graceful
@@ -93,6 +91,36 @@ fn obj_ref(r: Option<&pb::DomainRef>) -> Result<ObjRef, Status> {
         }),
         Some(pb::domain_ref::By::Id(i)) => Ok(ObjRef::Id(*i)),
     }
+}
+
+fn unsupported_flag(flag: &str) -> Status {
+    VirtError::new(
+        ErrorCode::ArgumentUnsupported,
+        ErrorDomain::Qemu,
+        format!("argument unsupported: {flag} is not supported yet"),
+    )
+    .to_status()
+}
+
+/// libvirt's shutdown/reboot flag bits from the proto's mode list; an
+/// empty list (or DEFAULT alone) is the ACPI power button.
+fn shutdown_modes(modes: &[i32]) -> Result<ShutdownModes, Status> {
+    let mut m = ShutdownModes::default();
+    for &v in modes {
+        match pb::ShutdownMode::try_from(v) {
+            Ok(pb::ShutdownMode::Default) => {}
+            Ok(pb::ShutdownMode::AcpiPowerBtn) => m.acpi = true,
+            Ok(pb::ShutdownMode::GuestAgent) => m.agent = true,
+            Ok(pb::ShutdownMode::Initctl) => m.initctl = true,
+            Ok(pb::ShutdownMode::Signal) => m.signal = true,
+            Ok(pb::ShutdownMode::Paravirt) => m.paravirt = true,
+            Err(_) => return Err(invalid_arg(format!("unknown shutdown mode {v}"))),
+        }
+    }
+    if m == ShutdownModes::default() {
+        m.acpi = true;
+    }
+    Ok(m)
 }
 
 fn domain_msg(d: &DomainIdent) -> pb::Domain {
@@ -282,6 +310,123 @@ impl DomainService for Qemud {
         let r = obj_ref(req.get_ref().domain.as_ref())?;
         self.driver.undefine(&r).await?;
         Ok(Response::new(pb::UndefineResponse {}))
+    }
+
+    async fn create(
+        &self,
+        req: Request<pb::CreateRequest>,
+    ) -> Result<Response<pb::CreateResponse>, Status> {
+        let req = req.into_inner();
+        if req.autodestroy {
+            return Err(unsupported_flag("autodestroy"));
+        }
+        if req.reset_nvram {
+            return Err(unsupported_flag("reset-nvram"));
+        }
+        let d = self
+            .driver
+            .create_xml(&req.xml, req.start_paused, req.validate)
+            .await?;
+        Ok(Response::new(pb::CreateResponse {
+            domain: Some(domain_msg(&d)),
+        }))
+    }
+
+    async fn start(
+        &self,
+        req: Request<pb::StartRequest>,
+    ) -> Result<Response<pb::StartResponse>, Status> {
+        let req = req.into_inner();
+        let r = obj_ref(req.domain.as_ref())?;
+        if req.autodestroy {
+            return Err(unsupported_flag("autodestroy"));
+        }
+        if req.reset_nvram {
+            return Err(unsupported_flag("reset-nvram"));
+        }
+        // No managed save exists yet: bypass_cache and force_boot change
+        // nothing.
+        let d = self.driver.start(&r, req.paused).await?;
+        Ok(Response::new(pb::StartResponse {
+            domain: Some(domain_msg(&d)),
+        }))
+    }
+
+    async fn shutdown(
+        &self,
+        req: Request<pb::ShutdownRequest>,
+    ) -> Result<Response<pb::ShutdownResponse>, Status> {
+        let req = req.into_inner();
+        let r = obj_ref(req.domain.as_ref())?;
+        let modes = shutdown_modes(&req.modes)?;
+        self.driver.shutdown(&r, modes).await?;
+        Ok(Response::new(pb::ShutdownResponse {}))
+    }
+
+    async fn reboot(
+        &self,
+        req: Request<pb::RebootRequest>,
+    ) -> Result<Response<pb::RebootResponse>, Status> {
+        let req = req.into_inner();
+        let r = obj_ref(req.domain.as_ref())?;
+        let modes = shutdown_modes(&req.modes)?;
+        let timeout = match req.timeout_ms {
+            0 => REBOOT_TIMEOUT,
+            ms => std::time::Duration::from_millis(u64::from(ms)),
+        };
+        self.driver.reboot(&r, modes, timeout).await?;
+        Ok(Response::new(pb::RebootResponse {}))
+    }
+
+    async fn reset(
+        &self,
+        req: Request<pb::ResetRequest>,
+    ) -> Result<Response<pb::ResetResponse>, Status> {
+        let r = obj_ref(req.get_ref().domain.as_ref())?;
+        self.driver.reset(&r).await?;
+        Ok(Response::new(pb::ResetResponse {}))
+    }
+
+    async fn destroy(
+        &self,
+        req: Request<pb::DestroyRequest>,
+    ) -> Result<Response<pb::DestroyResponse>, Status> {
+        let req = req.into_inner();
+        let r = obj_ref(req.domain.as_ref())?;
+        self.driver.destroy(&r, req.graceful).await?;
+        if req.remove_logs {
+            self.driver.remove_logs(&r);
+        }
+        Ok(Response::new(pb::DestroyResponse {}))
+    }
+
+    async fn suspend(
+        &self,
+        req: Request<pb::SuspendRequest>,
+    ) -> Result<Response<pb::SuspendResponse>, Status> {
+        let r = obj_ref(req.get_ref().domain.as_ref())?;
+        self.driver.suspend(&r).await?;
+        Ok(Response::new(pb::SuspendResponse {}))
+    }
+
+    async fn resume(
+        &self,
+        req: Request<pb::ResumeRequest>,
+    ) -> Result<Response<pb::ResumeResponse>, Status> {
+        let r = obj_ref(req.get_ref().domain.as_ref())?;
+        self.driver.resume(&r).await?;
+        Ok(Response::new(pb::ResumeResponse {}))
+    }
+
+    async fn domain_xml_to_native(
+        &self,
+        req: Request<pb::DomainXmlToNativeRequest>,
+    ) -> Result<Response<pb::DomainXmlToNativeResponse>, Status> {
+        let req = req.into_inner();
+        let native_config = self.driver.xml_to_native(&req.native_format, &req.xml)?;
+        Ok(Response::new(pb::DomainXmlToNativeResponse {
+            native_config,
+        }))
     }
 
     async fn lookup_domain(

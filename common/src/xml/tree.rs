@@ -564,7 +564,13 @@ mod tests {
             let twice = parse(&once).unwrap().to_xml();
             assert_eq!(once, twice, "{doc}");
         }
-        assert_eq!(parse("<a>1<![CDATA[\r\n]]>2</a>").unwrap().to_xml(), "<a>1\n2</a>\n");
-        assert_eq!(parse("<a b='x&#10;y'/>").unwrap().to_xml(), "<a b='x&#10;y'/>\n");
+        assert_eq!(
+            parse("<a>1<![CDATA[\r\n]]>2</a>").unwrap().to_xml(),
+            "<a>1\n2</a>\n"
+        );
+        assert_eq!(
+            parse("<a b='x&#10;y'/>").unwrap().to_xml(),
+            "<a b='x&#10;y'/>\n"
+        );
     }
 }

@@ -68,6 +68,7 @@ mod tests {
                 .collect(),
             program: "/usr/bin/qemu".to_owned(),
             args: args.iter().map(|a| (*a).to_owned()).collect(),
+            fds: Vec::new(),
         }
     }
 

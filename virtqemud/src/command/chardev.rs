@@ -166,10 +166,15 @@ pub fn chardev(
             "pipe,id={id},path={}",
             qemu_escape(path.as_deref().unwrap_or_default())
         ),
-        ChrBackend::File { .. } => {
+        ChrBackend::File { path, append } => {
             let set = *fdset;
             let fd = b.ctx.fds.add_fd_first + set;
             *fdset += 1;
+            args.fd(super::FdRequest::ChardevFile {
+                fd,
+                path: path.clone().unwrap_or_default(),
+                append: append.unwrap_or(false),
+            });
             args.opt(
                 "-add-fd",
                 format!("set={set},fd={fd},opaque={alias}-source"),
@@ -234,6 +239,10 @@ pub fn chardev(
         ChrBackend::Unix { listen, path, .. } => {
             // A socket without a path is one libvirt creates and listens on.
             if *listen || path.is_none() {
+                args.fd(super::FdRequest::ChardevListen {
+                    fd: b.ctx.fds.chardev_listen,
+                    path: path.clone(),
+                });
                 format!(
                     "socket,id={id},fd={},server=on,wait=off",
                     b.ctx.fds.chardev_listen

@@ -55,6 +55,9 @@ pub fn build_head(b: &Builder<'_>, args: &mut Args) -> Result<()> {
             b.ctx.fds.monitor
         ),
     );
+    args.fd(super::FdRequest::Monitor {
+        fd: b.ctx.fds.monitor,
+    });
     args.opt("-mon", "chardev=charmonitor,id=monitor,mode=control");
     build_clock(b, args)?;
     args.flag("-no-shutdown");

@@ -2,6 +2,7 @@
 //! sandbox/message options.
 
 use common::domain::Device;
+use common::domain::device::address::Address;
 use common::domain::device::memballoon::BalloonModel;
 use common::domain::device::rng::{RngBackend, RngModel};
 use common::domain::device::sound::AudioType;
@@ -134,6 +135,7 @@ pub fn build_tail(b: &Builder<'_>, args: &mut Args) -> Result<()> {
         p = p.extend(b.address_props(&r.info));
         args.device(&p);
     }
+    build_panic(b, args);
     if b.ctx.conf.seccomp_sandbox {
         args.opt(
             "-sandbox",
@@ -142,4 +144,21 @@ pub fn build_tail(b: &Builder<'_>, args: &mut Args) -> Result<()> {
     }
     args.opt("-msg", "timestamp=on");
     Ok(())
+}
+
+/// `<panic model='isa'>`: the ISA pvpanic device, at its `iobase` when the
+/// address names one.
+fn build_panic(b: &Builder<'_>, args: &mut Args) {
+    for d in &b.def.devices {
+        let Device::Panic(p) = d else {
+            continue;
+        };
+        let mut props = Props::new().s("driver", "pvpanic");
+        if let Some(Address::Isa { iobase, .. }) = &p.info.address
+            && *iobase != 0
+        {
+            props = props.u("ioport", u64::from(*iobase));
+        }
+        args.device(&props);
+    }
 }

@@ -284,6 +284,50 @@ pub struct QemuCommand {
     pub program: String,
     /// The arguments.
     pub args: Vec<String>,
+    /// The descriptors the arguments name, which the launcher must open
+    /// and hand to QEMU at these numbers.
+    pub fds: Vec<FdRequest>,
+}
+
+/// A file descriptor the command refers to by number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FdRequest {
+    /// The QMP monitor's listening socket (`-chardev socket,fd=N`).
+    Monitor {
+        /// Its number in QEMU.
+        fd: i32,
+    },
+    /// A file of a `file` character device (`-add-fd`), opened for
+    /// writing, appending or truncating.
+    ChardevFile {
+        /// Its number in QEMU.
+        fd: i32,
+        /// The file.
+        path: String,
+        /// Append (`append='on'`) instead of truncating.
+        append: bool,
+    },
+    /// A listening UNIX socket of a character device.
+    ChardevListen {
+        /// Its number in QEMU.
+        fd: i32,
+        /// Where to bind it, when the definition says.
+        path: Option<String>,
+    },
+    /// A tap device of the `index`-th interface.
+    Tap {
+        /// Its number in QEMU.
+        fd: i32,
+        /// The interface's position among the interfaces.
+        index: usize,
+    },
+    /// A vhost-net descriptor of the `index`-th interface.
+    Vhost {
+        /// Its number in QEMU.
+        fd: i32,
+        /// The interface's position among the interfaces.
+        index: usize,
+    },
 }
 
 /// Why no command could be built.
@@ -324,7 +368,8 @@ pub fn build(def: &DomainDef, ctx: &CommandContext) -> Result<QemuCommand> {
     Ok(QemuCommand {
         env: env(def, ctx),
         program: def.emulator.clone().unwrap_or_else(|| ctx.emulator.clone()),
-        args: args.0,
+        args: args.args,
+        fds: args.fds,
     })
 }
 
@@ -363,6 +408,11 @@ fn check_supported(def: &DomainDef) -> Result<()> {
             | Device::Watchdog(_)
             | Device::Memballoon(_)
             | Device::Rng(_) => {}
+            Device::Panic(p)
+                if matches!(
+                    p.model,
+                    None | Some(common::domain::device::panic::PanicModel::Isa)
+                ) => {}
             other => return unsupported(&format!("<{}>", other.element_name())),
         }
     }
@@ -413,20 +463,28 @@ fn env(def: &DomainDef, ctx: &CommandContext) -> Vec<(String, String)> {
 
 // === shared helpers ===
 
-/// The argument list under construction.
+/// The argument list under construction, and the descriptors it names.
 #[derive(Debug, Default)]
-pub struct Args(Vec<String>);
+pub struct Args {
+    args: Vec<String>,
+    fds: Vec<FdRequest>,
+}
 
 impl Args {
     /// Adds an option and its value.
     pub fn opt(&mut self, name: &str, value: impl Into<String>) {
-        self.0.push(name.to_owned());
-        self.0.push(value.into());
+        self.args.push(name.to_owned());
+        self.args.push(value.into());
     }
 
     /// Adds a flag.
     pub fn flag(&mut self, name: &str) {
-        self.0.push(name.to_owned());
+        self.args.push(name.to_owned());
+    }
+
+    /// Records a descriptor the arguments refer to.
+    pub fn fd(&mut self, req: FdRequest) {
+        self.fds.push(req);
     }
 
     /// Adds `-device JSON`.

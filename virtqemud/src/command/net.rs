@@ -4,7 +4,7 @@ use common::domain::Device;
 use common::domain::device::interface::NetSource;
 
 use super::disk::boot_plan;
-use super::{Args, BuildError, Builder, Props, Result};
+use super::{Args, BuildError, Builder, FdRequest, Props, Result};
 
 /// All interfaces.
 ///
@@ -22,11 +22,17 @@ pub fn build(b: &Builder<'_>, args: &mut Args) -> Result<()> {
     for (i, (net, boot)) in nets.zip(plan.nets).enumerate() {
         let id = format!("hostnet{i}");
         let virtio = net.is_virtio();
+        let mut fds = Vec::new();
         let mut tap = |fd: &mut i32| {
             let mut p = Props::new().s("type", "tap").s("fd", fd.to_string());
+            fds.push(FdRequest::Tap { fd: *fd, index: i });
             *fd += 1;
             if virtio {
                 p = p.b("vhost", true).s("vhostfd", vhost_fd.to_string());
+                fds.push(FdRequest::Vhost {
+                    fd: vhost_fd,
+                    index: i,
+                });
                 vhost_fd += 1;
             }
             p
@@ -42,6 +48,9 @@ pub fn build(b: &Builder<'_>, args: &mut Args) -> Result<()> {
                 )));
             }
         };
+        for f in fds {
+            args.fd(f);
+        }
         args.opt("-netdev", backend.s("id", id.clone()).to_json());
         let model = net.model.as_deref().unwrap_or("rtl8139");
         let driver = match model {

@@ -1,0 +1,536 @@
+//! The start phases (see the module docs of [`crate::process`]). Each
+//! phase's type has private fields and is only returned by the phase
+//! before it, so `launch` cannot run before `prepare_host`, nor that
+//! before `prepare_domain`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, SystemTime};
+
+use common::domain::DomainDef;
+use common::{ErrorCode, ErrorDomain, VirtError};
+
+use super::pidfd::{self, PidFd};
+use super::{DomainPaths, StartEnv};
+use crate::command::{self, FdRequest, QemuCommand};
+use crate::monitor::{EventReceiver, Monitor, MonitorError};
+
+fn err(code: ErrorCode, msg: impl Into<String>) -> VirtError {
+    VirtError::new(code, ErrorDomain::Qemu, msg.into())
+}
+
+fn sys(what: impl std::fmt::Display, e: &std::io::Error) -> VirtError {
+    err(ErrorCode::SystemError, format!("{what}: {e}"))
+}
+
+/// Phase 1: the live definition, its id, paths, private data and command
+/// line. Nothing on the host has changed.
+#[derive(Debug)]
+pub struct PreparedDomain {
+    def: DomainDef,
+    id: i32,
+    paths: DomainPaths,
+    master_key: [u8; 32],
+    command: QemuCommand,
+}
+
+/// Prepares domain `persistent` to run as `id`: copies it into the live
+/// definition, picks its paths and master key and builds its command line.
+///
+/// # Errors
+/// CONFIG_UNSUPPORTED when the builder cannot express the definition.
+pub fn prepare_domain(
+    persistent: &DomainDef,
+    id: i32,
+    env: &StartEnv,
+) -> Result<PreparedDomain, VirtError> {
+    let mut def = persistent.clone();
+    def.id = Some(id);
+    let paths = env.paths(&def, id);
+    let mut master_key = [0u8; 32];
+    common::domain::os_random(&mut master_key);
+    let mut ctx = env.command_context(id);
+    ctx.master_key = master_key;
+    common::domain::os_random(&mut ctx.secret_iv);
+    let command = command::build(&def, &ctx).map_err(|e| match e {
+        command::BuildError::Unsupported(m) => err(
+            ErrorCode::ConfigUnsupported,
+            format!("unsupported configuration: {m}"),
+        ),
+        command::BuildError::Internal(m) => {
+            err(ErrorCode::InternalError, format!("internal error: {m}"))
+        }
+    })?;
+    Ok(PreparedDomain {
+        def,
+        id,
+        paths,
+        master_key,
+        command,
+    })
+}
+
+impl PreparedDomain {
+    /// The live definition.
+    pub fn def(&self) -> &DomainDef {
+        &self.def
+    }
+
+    /// The command line.
+    pub fn command(&self) -> &QemuCommand {
+        &self.command
+    }
+
+    /// Phase 2: creates the files and sockets at the prepared paths. They
+    /// are removed again when the result is dropped before the start
+    /// completes.
+    ///
+    /// # Errors
+    /// A file or socket cannot be created; everything created so far is
+    /// removed.
+    pub fn prepare_host(self) -> Result<PreparedHost, VirtError> {
+        let mut guard = HostGuard {
+            dir: None,
+            sockets: Vec::new(),
+            armed: true,
+        };
+        let dir = &self.paths.domain_dir;
+        if dir.exists() {
+            // Left by a QEMU that died with a daemon that was down; no
+            // running domain has this id, so nothing uses it.
+            std::fs::remove_dir_all(dir)
+                .map_err(|e| sys(format_args!("cannot remove '{}'", dir.display()), &e))?;
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| sys(format_args!("cannot create '{}'", dir.display()), &e))?;
+        guard.dir = Some(dir.clone());
+        let key = dir.join("master-key.aes");
+        write_private(&key, &self.master_key)
+            .map_err(|e| sys(format_args!("cannot write '{}'", key.display()), &e))?;
+
+        let mut fds: Vec<(i32, OwnedFd)> = Vec::new();
+        for req in &self.command.fds {
+            match req {
+                FdRequest::Monitor { fd } => {
+                    let l = bind(&self.paths.monitor, &mut guard)?;
+                    fds.push((*fd, l.into()));
+                }
+                FdRequest::ChardevFile { fd, path, append } => {
+                    let mut o = OpenOptions::new();
+                    o.write(true).create(true).mode(0o600);
+                    if *append {
+                        o.append(true);
+                    } else {
+                        o.truncate(true);
+                    }
+                    let f = o
+                        .open(path)
+                        .map_err(|e| sys(format_args!("cannot open '{path}'"), &e))?;
+                    fds.push((*fd, f.into()));
+                }
+                FdRequest::ChardevListen { fd, path } => {
+                    let p = path.as_ref().map(PathBuf::from).ok_or_else(|| {
+                        err(
+                            ErrorCode::ConfigUnsupported,
+                            "unsupported configuration: UNIX socket character device without a path",
+                        )
+                    })?;
+                    let l = bind(&p, &mut guard)?;
+                    fds.push((*fd, l.into()));
+                }
+                FdRequest::Tap { .. } | FdRequest::Vhost { .. } => {
+                    return Err(err(
+                        ErrorCode::ConfigUnsupported,
+                        "unsupported configuration: interfaces that need a tap device are not supported yet",
+                    ));
+                }
+            }
+        }
+        let log = open_log(&self.paths.log, &self.command)?;
+        Ok(PreparedHost {
+            dom: self,
+            fds,
+            log,
+            guard,
+        })
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
+fn bind(path: &Path, guard: &mut HostGuard) -> Result<UnixListener, VirtError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(sys(format_args!("cannot remove '{}'", path.display()), &e)),
+    }
+    let l = UnixListener::bind(path).map_err(|e| {
+        sys(
+            format_args!("Failed to bind socket to '{}'", path.display()),
+            &e,
+        )
+    })?;
+    guard.sockets.push(path.to_path_buf());
+    Ok(l)
+}
+
+/// Opens QEMU's log for appending and writes libvirt's header: the time
+/// and the command as a shell line.
+fn open_log(path: &Path, cmd: &QemuCommand) -> Result<File, VirtError> {
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| sys(format_args!("cannot create '{}'", dir.display()), &e))?;
+    }
+    let mut f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| sys(format_args!("cannot open log '{}'", path.display()), &e))?;
+    let header = format!(
+        "{}: starting up\n{}\n",
+        common::timefmt::timestamp(SystemTime::now()),
+        command::args_to_string(cmd)
+    );
+    f.write_all(header.as_bytes())
+        .map_err(|e| sys(format_args!("cannot write log '{}'", path.display()), &e))?;
+    Ok(f)
+}
+
+/// Removes what `prepare_host` created unless disarmed.
+#[derive(Debug)]
+struct HostGuard {
+    dir: Option<PathBuf>,
+    sockets: Vec<PathBuf>,
+    armed: bool,
+}
+
+impl Drop for HostGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        for s in &self.sockets {
+            let _ = std::fs::remove_file(s);
+        }
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Phase 2 done: files and sockets exist.
+#[derive(Debug)]
+pub struct PreparedHost {
+    dom: PreparedDomain,
+    fds: Vec<(i32, OwnedFd)>,
+    log: File,
+    guard: HostGuard,
+}
+
+impl PreparedHost {
+    /// Phase 3: spawns QEMU (still paused by `-S`) as our child in its own
+    /// session, with the prepared descriptors at their numbers and its
+    /// output in the log. Our copies of the descriptors are closed, so
+    /// QEMU's exit closes the monitor.
+    ///
+    /// # Errors
+    /// The process cannot be spawned; everything is undone.
+    pub fn launch(self) -> Result<Launched, VirtError> {
+        let PreparedHost {
+            dom,
+            fds,
+            log,
+            guard,
+        } = self;
+        let cmd = &dom.command;
+        let out = log
+            .try_clone()
+            .map_err(|e| sys("cannot duplicate the log descriptor", &e))?;
+        let errf = log
+            .try_clone()
+            .map_err(|e| sys("cannot duplicate the log descriptor", &e))?;
+        let mut c = std::process::Command::new(&cmd.program);
+        c.args(&cmd.args)
+            .env_clear()
+            .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(errf);
+        let plan: Vec<(i32, i32)> = fds.iter().map(|(n, fd)| (fd.as_raw_fd(), *n)).collect();
+        // SAFETY: between fork and exec only async-signal-safe calls are
+        // made (fcntl, dup2, setsid) on descriptors this process owns.
+        unsafe {
+            c.pre_exec(move || place_fds(&plan));
+        }
+        let child = c
+            .spawn()
+            .map_err(|e| sys(format_args!("Cannot run QEMU binary '{}'", cmd.program), &e))?;
+        drop(fds);
+        let pid = i32::try_from(child.id()).map_err(|_| err(ErrorCode::InternalError, "pid"))?;
+        let mut launched = Launched {
+            dom,
+            log,
+            guard,
+            child: Some(child),
+            pidfd: None,
+            start_time: None,
+        };
+        launched.pidfd =
+            Some(PidFd::open(pid).map_err(|e| sys("cannot open a pidfd for QEMU", &e))?);
+        launched.start_time = pidfd::start_time(pid);
+        Ok(launched)
+    }
+}
+
+/// In the child: moves each `(from, to)` descriptor to `to`, without
+/// close-on-exec, then starts a new session so that signals meant for the
+/// daemon's process group never reach QEMU.
+fn place_fds(plan: &[(i32, i32)]) -> std::io::Result<()> {
+    use nix::libc;
+    // First out of the way (above every target), then into place, so that
+    // no source is overwritten by another's target.
+    let mut high = [0i32; 64];
+    if plan.len() > high.len() {
+        return Err(std::io::Error::other("too many descriptors"));
+    }
+    for (i, (from, _)) in plan.iter().enumerate() {
+        // SAFETY: fcntl on an open descriptor.
+        let n = unsafe { libc::fcntl(*from, libc::F_DUPFD_CLOEXEC, 1000) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        high[i] = n;
+    }
+    for (i, (_, to)) in plan.iter().enumerate() {
+        // SAFETY: dup2 between descriptors of this process; the target
+        // loses close-on-exec.
+        if unsafe { libc::dup2(high[i], *to) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    // SAFETY: setsid has no arguments.
+    if unsafe { libc::setsid() } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Phase 3 done: QEMU runs, paused. Dropped before the start completes,
+/// it is killed and reaped (then the files go).
+#[derive(Debug)]
+pub struct Launched {
+    dom: PreparedDomain,
+    log: File,
+    // Declared after `child`'s owner fields so the process dies before the
+    // files are removed: see `Drop`.
+    guard: HostGuard,
+    child: Option<Child>,
+    pidfd: Option<PidFd>,
+    start_time: Option<u64>,
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // `guard` (dropped after this) removes the files.
+    }
+}
+
+impl Launched {
+    /// The pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Phase 4: connects to QMP and negotiates, within `timeout`. QEMU
+    /// exiting first is an error carrying the end of its log.
+    ///
+    /// # Errors
+    /// QEMU exited or did not answer; it is killed and everything undone.
+    pub async fn connect(mut self, timeout: Duration) -> Result<Connected, VirtError> {
+        let connect = Monitor::connect(&self.dom.paths.monitor, timeout);
+        let exited = async {
+            match &self.pidfd {
+                Some(p) => p.exited().await,
+                None => std::future::pending().await,
+            }
+        };
+        let res = tokio::select! {
+            r = connect => r,
+            () = exited => Err(MonitorError::Disconnected),
+        };
+        match res {
+            Ok((monitor, events)) => Ok(Connected {
+                launched: self,
+                monitor,
+                events,
+            }),
+            Err(e) => {
+                // Let QEMU finish writing why it failed.
+                if let Some(p) = &self.pidfd {
+                    let _ = tokio::time::timeout(Duration::from_millis(500), p.exited()).await;
+                }
+                let tail = self.log_tail();
+                if let Some(mut c) = self.child.take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                Err(err(
+                    ErrorCode::InternalError,
+                    match e {
+                        MonitorError::Timeout { .. } => format!(
+                            "internal error: QEMU did not answer on its monitor within {} ms: {tail}",
+                            timeout.as_millis()
+                        ),
+                        _ => {
+                            format!("internal error: QEMU unexpectedly closed the monitor: {tail}")
+                        }
+                    },
+                ))
+            }
+        }
+    }
+
+    /// QEMU's own lines from the log since the header (the last 1 KiB).
+    fn log_tail(&mut self) -> String {
+        let mut f = match File::open(&self.dom.paths.log) {
+            Ok(f) => f,
+            Err(_) => return String::new(),
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let from = len.saturating_sub(1024);
+        let _ = f.seek(SeekFrom::Start(from));
+        let mut s = String::new();
+        let _ = f.read_to_string(&mut s);
+        let _ = &self.log;
+        // Drop the header (everything up to the command line).
+        let body = s
+            .rsplit_once(": starting up\n")
+            .map(|(_, b)| b.split_once('\n').map_or("", |(_, rest)| rest))
+            .unwrap_or(&s);
+        body.trim().to_owned()
+    }
+}
+
+/// Phase 4 done: QMP answers; the guest has not run yet.
+#[derive(Debug)]
+pub struct Connected {
+    launched: Launched,
+    monitor: Monitor,
+    events: EventReceiver,
+}
+
+/// A started domain: everything the driver keeps while it runs. Nothing
+/// is undone any more when this is dropped.
+#[derive(Debug)]
+pub struct Started {
+    /// The live definition.
+    pub def: DomainDef,
+    /// The id.
+    pub id: i32,
+    /// Its files.
+    pub paths: DomainPaths,
+    /// QEMU, our child.
+    pub child: Child,
+    /// QEMU's pidfd.
+    pub pidfd: PidFd,
+    /// QEMU's start time (`/proc/PID/stat`), to recognise it later.
+    pub start_time: Option<u64>,
+    /// The monitor.
+    pub monitor: Monitor,
+    /// Its events.
+    pub events: EventReceiver,
+}
+
+impl Connected {
+    /// The monitor, for set-up commands before the guest runs.
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
+    }
+
+    /// Phase 5: lets the guest run (`cont`) unless `paused`, and hands
+    /// everything over to the caller.
+    ///
+    /// # Errors
+    /// `cont` fails; QEMU is killed and everything undone.
+    pub async fn finish(mut self, paused: bool) -> Result<Started, VirtError> {
+        if !paused {
+            self.monitor
+                .execute(qapi::qmp::cont {})
+                .await
+                .map_err(|e| {
+                    err(
+                        ErrorCode::InternalError,
+                        format!("internal error: cannot start the guest CPUs: {e}"),
+                    )
+                })?;
+        }
+        let l = &mut self.launched;
+        let (Some(child), Some(pidfd)) = (l.child.take(), l.pidfd.take()) else {
+            return Err(err(
+                ErrorCode::InternalError,
+                "internal error: lost the QEMU process",
+            ));
+        };
+        l.guard.armed = false;
+        Ok(Started {
+            def: l.dom.def.clone(),
+            id: l.dom.id,
+            paths: l.dom.paths.clone(),
+            child,
+            pidfd,
+            start_time: l.start_time,
+            monitor: self.monitor,
+            events: self.events,
+        })
+    }
+}
+
+/// Removes what a start created for a domain that has stopped: the
+/// domain directory (key, monitor socket). The log stays.
+pub fn cleanup_host(paths: &DomainPaths) {
+    let _ = std::fs::remove_file(&paths.monitor);
+    match std::fs::remove_dir_all(&paths.domain_dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(
+            dir = %paths.domain_dir.display(),
+            "cannot remove the domain directory: {e}"
+        ),
+    }
+}
+
+/// Appends a line to a domain's log (stops and reasons, as libvirt does).
+pub fn log_line(paths: &DomainPaths, line: &str) {
+    if let Ok(mut f) = OpenOptions::new().append(true).open(&paths.log) {
+        let _ = writeln!(
+            f,
+            "{}: {line}",
+            common::timefmt::timestamp(SystemTime::now())
+        );
+    }
+}
