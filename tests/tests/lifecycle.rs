@@ -856,11 +856,26 @@ async fn reboot_survives_a_daemon_kill9_in_the_middle() {
         })
         .await
     });
-    let flagged = wait_until(Duration::from_secs(5), || {
-        std::fs::read_to_string(&status).is_ok_and(|t| t.contains("<fakereboot/>"))
-    })
-    .await;
+    // Polled tightly: the window before the guest reacts is 20-60 ms.
+    let flagged = {
+        let status = status.clone();
+        tokio::task::spawn_blocking(move || {
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(5) {
+                if std::fs::read_to_string(&status).is_ok_and(|t| t.contains("<fakereboot/>")) {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            false
+        })
+        .await
+        .expect("poll")
+    };
     assert!(flagged, "the reboot flag is in the status file");
+    // The flag is written before the button is pressed: give the press
+    // (one QMP command) a moment to go out.
+    std::thread::sleep(Duration::from_millis(5));
     env.daemon.kill9();
     let _ = req.await;
     let still_flagged = std::fs::read_to_string(&status)
@@ -871,7 +886,12 @@ async fn reboot_survives_a_daemon_kill9_in_the_middle() {
     assert_eq!(env.boots("vm"), 1);
     env.daemon = Daemon::start("virtqemud", &env.root).await;
     let mut c = env.client().await;
-    env.wait_boots("vm", 2).await;
+    if !wait_until(Duration::from_secs(5), || env.boots("vm") >= 2).await {
+        panic!(
+            "the restarted daemon did not finish the reboot; its output:\n{}",
+            env.daemon.output()
+        );
+    }
     assert_eq!(state(&mut c, "vm").await, (RUNNING, 1));
     assert_eq!(env.qemu_pid("vm"), pid);
     assert!(
@@ -1068,10 +1088,44 @@ async fn virtsh_lifecycle_commands_print_virsh_lines() {
     let argv = sh_ok(r, &["domxml-to-native", "qemu-argv", f]);
     assert!(argv.contains("-name guest=vm,debug-threads=on"), "{argv}");
     assert!(argv.contains("-no-shutdown"), "{argv}");
-    assert!(argv.contains("-machine q35"), "{argv}");
+    assert!(argv.contains("-machine pc-q35-"), "{argv}");
     let e = sh_fails(r, &["domxml-to-native", "xen-xm", f]);
     assert_eq!(
         e,
         "error: invalid argument: unsupported config type xen-xm\n"
     );
+}
+
+#[tokio::test]
+async fn a_qemu_of_an_unfinished_start_is_killed_at_daemon_start() {
+    let mut env = Env::new().await;
+    env.daemon.stop().await;
+    // What a daemon killed between spawn and status write leaves: a QEMU
+    // with its master key under our domain directories, no status file.
+    let dir = env
+        .root
+        .paths()
+        .driver_state_dir("qemu")
+        .join("domain-7-orphan");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("master-key.aes"), [7u8; 32]).expect("key");
+    let secret = format!(
+        "secret,id=masterKey0,format=raw,file={}",
+        dir.join("master-key.aes").display()
+    );
+    let mut orphan = std::process::Command::new(tests::guest::qemu_binary())
+        .args(["-S", "-no-shutdown", "-machine", "none", "-display", "none"])
+        .args(["-object", &secret])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn QEMU");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(orphan.try_wait().expect("wait").is_none(), "QEMU runs");
+    env.daemon = Daemon::start("virtqemud", &env.root).await;
+    let status = tokio::task::spawn_blocking(move || orphan.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(!status.success(), "killed: {status:?}");
+    assert!(!dir.exists(), "its directory is gone");
 }

@@ -35,6 +35,7 @@ impl QemuDriver {
         };
         let mut tasks = Vec::new();
         let mut max_id = 0;
+        let mut adopted = Vec::new();
         for (name, path, parsed) in status::scan(&env.run_dir) {
             let st = match parsed {
                 Ok(s) => s,
@@ -44,6 +45,7 @@ impl QemuDriver {
                 }
             };
             if let Some(obj) = self.adopt(&name, &st) {
+                adopted.push(st.pid);
                 if let Some(id) = obj.lock().id {
                     max_id = max_id.max(id);
                 }
@@ -53,6 +55,7 @@ impl QemuDriver {
         }
         self.next_id
             .fetch_max(max_id + 1, std::sync::atomic::Ordering::Relaxed);
+        kill_orphans(&env.lib_dir, &adopted);
         if tasks.is_empty() {
             return;
         }
@@ -277,6 +280,52 @@ impl QemuDriver {
                     Err(e) => tracing::error!(domain = %name, "autostart failed: {}", e.message),
                 }
             });
+        }
+    }
+}
+
+/// Kills QEMU processes of a start that the previous daemon did not finish
+/// (killed between spawn and the status write): their command line names
+/// a master key under our `lib_dir`, and no status file names them. Their
+/// domain directories go with them.
+fn kill_orphans(lib_dir: &std::path::Path, adopted: &[i32]) {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let marker = format!("{}/domain-", lib_dir.display());
+    for e in procs.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if adopted.contains(&pid) {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        let is_ours = args.iter().any(|a| *a == b"-no-shutdown")
+            && args.iter().any(|a| {
+                let a = String::from_utf8_lossy(a);
+                a.contains(&marker) && a.contains("master-key.aes")
+            });
+        if !is_ours {
+            continue;
+        }
+        tracing::warn!(pid, "killing a QEMU left by an unfinished start");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        // Its domain directory: the one its master key lives in.
+        for a in &args {
+            let a = String::from_utf8_lossy(a);
+            if let Some(at) = a.find(&marker) {
+                let rest = &a[at..];
+                if let Some(end) = rest.find("/master-key.aes") {
+                    let _ = std::fs::remove_dir_all(&rest[..end]);
+                }
+            }
         }
     }
 }

@@ -87,6 +87,12 @@ pub(super) fn domain(
             )
         })?;
         def.os.machine = Some(m.name.clone());
+    } else if let Some(alias) = def.os.machine.as_deref() {
+        // An alias (`pc`, `q35`) names the newest machine of its family
+        // now; the definition keeps the one it got, so a QEMU upgrade does
+        // not change its guest hardware (libvirt's canonical machine).
+        let canonical = caps.canonical_machine(accel, alias).to_owned();
+        def.os.machine = Some(canonical);
     }
     nvram_path(def);
     if def.os.os_type != OsType::Hvm || !is_x86(def) {
