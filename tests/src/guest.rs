@@ -40,6 +40,10 @@ pub enum GuestKind {
     /// `system_powerdown` gives POWERDOWN then SHUTDOWN {guest: true,
     /// reason: guest-shutdown}.
     Cooperative,
+    /// As [`GuestKind::Cooperative`], but waits about one second (18 timer
+    /// ticks) between seeing the button and entering S5: time to do
+    /// something (kill a daemon) between the press and the SHUTDOWN.
+    SlowCooperative,
     /// Halts forever with interrupts on: `system_powerdown` gives
     /// POWERDOWN and nothing else (shutdown timeouts).
     IgnoresPowerButton,
@@ -54,8 +58,9 @@ pub enum GuestKind {
 
 impl GuestKind {
     /// All kinds.
-    pub const ALL: [GuestKind; 4] = [
+    pub const ALL: [GuestKind; 5] = [
         GuestKind::Cooperative,
+        GuestKind::SlowCooperative,
         GuestKind::IgnoresPowerButton,
         GuestKind::ResetsItself,
         GuestKind::Panics,
@@ -70,6 +75,7 @@ impl GuestKind {
     fn tail(self) -> &'static [u8] {
         match self {
             GuestKind::Cooperative => &TAIL_COOPERATIVE,
+            GuestKind::SlowCooperative => &TAIL_SLOW_COOPERATIVE,
             GuestKind::IgnoresPowerButton => &TAIL_IGNORES,
             GuestKind::ResetsItself => &TAIL_RESETS,
             GuestKind::Panics => &TAIL_PANICS,
@@ -139,6 +145,32 @@ const TAIL_COOPERATIVE: [u8; 0x1C] = [
     /* 3F */ 0xEB, 0xFD,       // jmp  idle (0x3E)
 ];
 
+/// SlowCooperative: as Cooperative, with 18 timer ticks (~1 s) between the
+/// button and S5.
+#[rustfmt::skip]
+const TAIL_SLOW_COOPERATIVE: [u8; 0x22] = [
+    /* 25 */ 0xBA, 0x02, 0x06, // mov  dx, 0x602         ; PM1 enable
+    /* 28 */ 0xB8, 0x00, 0x01, // mov  ax, 0x0100        ; PWRBTN_EN (bit 8)
+    /* 2B */ 0xEF,             // out  dx, ax
+    /* 2C */ 0xFB,             // sti                    ; timer ticks wake hlt
+    // poll:
+    /* 2D */ 0xF4,             // hlt
+    /* 2E */ 0xBA, 0x00, 0x06, // mov  dx, 0x600         ; PM1 status
+    /* 31 */ 0xED,             // in   ax, dx
+    /* 32 */ 0xF6, 0xC4, 0x01, // test ah, 0x01          ; PWRBTN_STS (bit 8)
+    /* 35 */ 0x74, 0xF6,       // jz   poll (0x2D)
+    /* 37 */ 0xB9, 0x12, 0x00, // mov  cx, 18
+    // wait:
+    /* 3A */ 0xF4,             // hlt
+    /* 3B */ 0xE2, 0xFD,       // loop wait (0x3A)
+    /* 3D */ 0xBA, 0x04, 0x06, // mov  dx, 0x604         ; PM1 control
+    /* 40 */ 0xB8, 0x00, 0x20, // mov  ax, 0x2000        ; SLP_EN (bit 13), SLP_TYP 0 = S5
+    /* 43 */ 0xEF,             // out  dx, ax
+    // idle:
+    /* 44 */ 0xF4,             // hlt
+    /* 45 */ 0xEB, 0xFD,       // jmp  idle (0x44)
+];
+
 /// IgnoresPowerButton: halt forever, interrupts on.
 #[rustfmt::skip]
 const TAIL_IGNORES: [u8; 4] = [
@@ -181,6 +213,7 @@ const TAIL_PANICS: [u8; 0x0A] = [
 // 0x55AA signature at 510.
 const _: () = {
     assert!(TAIL_OFFSET + TAIL_COOPERATIVE.len() <= MSG_OFFSET);
+    assert!(TAIL_OFFSET + TAIL_SLOW_COOPERATIVE.len() <= MSG_OFFSET);
     assert!(TAIL_OFFSET + TAIL_IGNORES.len() <= MSG_OFFSET);
     assert!(TAIL_OFFSET + TAIL_RESETS.len() <= MSG_OFFSET);
     assert!(TAIL_OFFSET + TAIL_PANICS.len() <= MSG_OFFSET);

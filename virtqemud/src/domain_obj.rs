@@ -116,6 +116,9 @@ pub struct DomainObjState {
     pub stop_reason: Option<StopReason>,
     /// The reason for the next STOP event (a `stop` we sent).
     pub pause_reason: Option<i32>,
+    /// A SHUTDOWN (or panic) that is turned into a reset was seen; the
+    /// STOP QEMU sends after it is still to come and means nothing.
+    pub stop_pending: bool,
 }
 
 /// Why a domain stopped: libvirt's shut-off reason and STOPPED detail.
@@ -306,6 +309,13 @@ impl DomainObjState {
 pub struct DomainObj {
     /// Serialises changes of this domain; held across `.await`.
     pub job: tokio::sync::Mutex<()>,
+    /// Woken after the watcher changed the state from a QMP event (a job
+    /// waits here for the event its command causes).
+    pub changed: tokio::sync::Notify,
+    /// Serialises writing and removing the status file (held across that
+    /// blocking I/O, never across an `.await`), so that a write that
+    /// raced with the stop cannot leave a file behind.
+    pub status_io: Mutex<()>,
     state: Mutex<DomainObjState>,
 }
 
@@ -316,6 +326,8 @@ impl DomainObj {
         let post_parse_failed = def.post_parse_failed;
         DomainObj {
             job: tokio::sync::Mutex::new(()),
+            changed: tokio::sync::Notify::new(),
+            status_io: Mutex::new(()),
             state: Mutex::new(DomainObjState {
                 def,
                 new_def: None,
@@ -330,6 +342,7 @@ impl DomainObj {
                 fake_reboot: false,
                 stop_reason: None,
                 pause_reason: None,
+                stop_pending: false,
             }),
         }
     }

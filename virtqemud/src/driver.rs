@@ -146,6 +146,25 @@ where
     }
 }
 
+/// CPU time (user + system) of process `pid`, from `/proc/PID/stat`, as
+/// libvirt's `virProcessGetStatInfo`; 0 when unreadable.
+fn process_cpu_time_ns(pid: i32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0;
+    };
+    // Fields after the command name: state is field 3, utime 14, stime 15.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no memory arguments.
+    let hz = u64::try_from(unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) })
+        .unwrap_or(100)
+        .max(1);
+    (ticks(11) + ticks(12)) * (1_000_000_000 / hz)
+}
+
 // === impl QemuDriver ===
 
 impl QemuDriver {
@@ -437,14 +456,23 @@ impl QemuDriver {
     /// `NO_DOMAIN`.
     pub fn get_info(&self, r: &ObjRef) -> Result<DomainInfo, VirtError> {
         let obj = self.find(r)?;
-        let st = obj.lock();
-        Ok(DomainInfo {
-            state: st.state,
-            max_mem_kib: st.def.total_memory(),
-            memory_kib: st.def.memory.current,
-            nr_virt_cpu: st.def.vcpus.current(),
-            cpu_time_ns: 0,
-        })
+        let (mut info, pid) = {
+            let st = obj.lock();
+            (
+                DomainInfo {
+                    state: st.state,
+                    max_mem_kib: st.def.total_memory(),
+                    memory_kib: st.def.memory.current,
+                    nr_virt_cpu: st.def.vcpus.current(),
+                    cpu_time_ns: 0,
+                },
+                st.runtime.as_ref().map(|rt| rt.pid),
+            )
+        };
+        if let Some(pid) = pid {
+            info.cpu_time_ns = process_cpu_time_ns(pid);
+        }
+        Ok(info)
     }
 
     /// Whether the domain autostarts.

@@ -54,6 +54,7 @@ pub static CATEGORIES: &[&dyn Category] = &[
     &storage::PoolXml2Xml,
     &storage::VolXml2Xml,
     &qemu_argv::Xml2Argv,
+    &qemu_argv::XmlErrorsStart,
 ];
 
 // === corpus ===

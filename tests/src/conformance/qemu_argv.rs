@@ -126,3 +126,61 @@ impl Category for Xml2Argv {
         }
     }
 }
+
+/// Domain XML the QEMU driver accepts but cannot start (`domain-xml-errors`
+/// with `stage=start`): the input must parse (QEMU post-parse, as
+/// `domain-xml2xml-qemu`) and building its command line must fail. Our
+/// message goes to `NAME.x86_64-latest.err`.
+#[derive(Debug)]
+pub struct XmlErrorsStart;
+
+impl Category for XmlErrorsStart {
+    fn name(&self) -> &'static str {
+        "domain-xml-errors-start"
+    }
+
+    fn cases(&self, corpus: &Corpus) -> Result<Vec<Case>, String> {
+        Ok(corpus
+            .manifest("domain-xml-errors")?
+            .into_iter()
+            .filter(|c| c.get("stage") == Some("start"))
+            .collect())
+    }
+
+    fn run(&self, corpus: &Corpus, case: &Case) -> CaseRun {
+        let dir = "domain-xml-errors";
+        let err_rel = format!("{}.x86_64-latest.err", case.name);
+        let out_rel = format!("{}.x86_64-latest.args", case.name);
+        let expected = corpus.read(format!("{dir}/{err_rel}")).ok();
+        let parsed = corpus
+            .read(format!("{dir}/{}.xml", case.name))
+            .and_then(|input| super::qemu_xml::qemu_round_trip(corpus, case, &input));
+        let normalised = match parsed {
+            Ok(x) => x,
+            Err(e) => {
+                return CaseRun::new(Outcome::Fail {
+                    expected: Expected::Output(
+                        "accepted XML (the refusal comes at start)".to_owned(),
+                    ),
+                    actual: Actual::Error(e),
+                });
+            }
+        };
+        let built = DomainDef::parse_str(
+            &normalised,
+            ParseFlags {
+                inactive: false,
+                ..ParseFlags::default()
+            },
+            &TestHooks,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|def| {
+            let mut ctx = context(case)?;
+            ctx.network_addresses = network_addresses(corpus, &normalised);
+            command::build(&def, &ctx).map_err(|e| e.to_string())
+        })
+        .map(|cmd| command::args_to_string(&cmd));
+        super::expect_refusal(&err_rel, expected, &out_rel, built)
+    }
+}

@@ -10,7 +10,7 @@
 //! takes the job only to finish a stop or a fake reboot, in tasks of
 //! their own, so it keeps reading events meanwhile.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use common::domain::DomainDef;
@@ -277,6 +277,7 @@ impl QemuDriver {
             st.fake_reboot = false;
             st.stop_reason = None;
             st.pause_reason = None;
+            st.stop_pending = false;
             st.ident()
         };
         if let Err(e) = self.save_status(obj) {
@@ -313,6 +314,9 @@ impl QemuDriver {
         let Some(env) = self.env.as_ref() else {
             return Ok(());
         };
+        // Held from the check that the domain runs to the end of the write:
+        // a stop removes the file under the same lock.
+        let _io = obj.status_io.lock().unwrap_or_else(PoisonError::into_inner);
         let (file, st) = {
             let st = obj.lock();
             let Some(rt) = st.runtime.as_ref() else {
@@ -412,11 +416,17 @@ impl QemuDriver {
             if transient {
                 st.removed = true;
             }
+            self.publish(DomainEvent::lifecycle(
+                ident.clone(),
+                LifecycleEvent::Stopped,
+                why.stopped_detail(),
+            ));
             (ident, why, transient, st.def.uuid.0, st.def.name.clone())
         };
         rt.reap();
         start::cleanup_host(&rt.paths);
         if let Some(env) = &self.env {
+            let _io = obj.status_io.lock().unwrap_or_else(PoisonError::into_inner);
             status::remove(&env.status_file(&name));
         }
         start::log_line(&rt.paths, &format!("shutting down, reason={why:?}"));
@@ -424,11 +434,7 @@ impl QemuDriver {
             self.domains.remove(&uuid);
         }
         tracing::info!(domain = %ident.name, reason = ?why, "domain stopped");
-        self.publish(DomainEvent::lifecycle(
-            ident,
-            LifecycleEvent::Stopped,
-            why.stopped_detail(),
-        ));
+        obj.changed.notify_waiters();
         rt.stopped.send_replace(true);
     }
 
@@ -563,7 +569,13 @@ impl QemuDriver {
             obj.lock().pause_reason = None;
             return Err(monitor_error(e));
         }
+        // The STOP event makes the change, in order with the events before
+        // it; if it does not come, make it here.
+        wait_for_state(&obj, |s| s != DomainState::Running).await;
         self.mark_paused(&obj, reason::PAUSED_USER);
+        // The watcher may still be writing the change: the reply must not
+        // come before the status file has it.
+        self.save_status(&obj)?;
         Ok(())
     }
 
@@ -582,47 +594,51 @@ impl QemuDriver {
         mon.execute(qapi::qmp::cont {})
             .await
             .map_err(monitor_error)?;
+        wait_for_state(&obj, |s| s != DomainState::Paused).await;
         self.mark_running(&obj, reason::RUNNING_UNPAUSED);
+        self.save_status(&obj)?;
         Ok(())
     }
 
     /// running → paused with `why`, once (our `stop` and its STOP event
-    /// both land here).
+    /// both land here). The event is published under the state lock, so
+    /// events come in the order of the changes; the status file is written
+    /// before waiting jobs are woken, so a reply never precedes it.
     pub(super) fn mark_paused(&self, obj: &DomainObj, why: i32) {
-        let ident = {
+        {
             let mut st = obj.lock();
             if st.state != DomainState::Running || st.fake_reboot {
                 return;
             }
             st.state = DomainState::Paused;
             st.reason = st.pause_reason.take().unwrap_or(why);
-            st.ident()
-        };
+            self.publish(DomainEvent::lifecycle(
+                st.ident(),
+                LifecycleEvent::Suspended,
+                detail::SUSPENDED_PAUSED,
+            ));
+        }
         self.save_status_logged(obj);
-        self.publish(DomainEvent::lifecycle(
-            ident,
-            LifecycleEvent::Suspended,
-            detail::SUSPENDED_PAUSED,
-        ));
+        obj.changed.notify_waiters();
     }
 
     /// paused → running with `why`, once.
     pub(super) fn mark_running(&self, obj: &DomainObj, why: i32) {
-        let ident = {
+        {
             let mut st = obj.lock();
             if st.state != DomainState::Paused {
                 return;
             }
             st.state = DomainState::Running;
             st.reason = why;
-            st.ident()
-        };
+            self.publish(DomainEvent::lifecycle(
+                st.ident(),
+                LifecycleEvent::Resumed,
+                detail::RESUMED_UNPAUSED,
+            ));
+        }
         self.save_status_logged(obj);
-        self.publish(DomainEvent::lifecycle(
-            ident,
-            LifecycleEvent::Resumed,
-            detail::RESUMED_UNPAUSED,
-        ));
+        obj.changed.notify_waiters();
     }
 
     // === the watcher ===
@@ -677,12 +693,26 @@ impl QemuDriver {
         tracing::debug!(event = %ev.name, pid = rt.pid, "QMP event");
         match ev.name.as_str() {
             "SHUTDOWN" => self.on_shutdown(obj, rt, ev.guest_initiated()),
-            "STOP" => self.mark_paused(obj, reason::PAUSED_UNKNOWN),
+            "STOP" => self.on_stop(obj),
             "RESUME" => self.mark_running(obj, reason::RUNNING_UNPAUSED),
             "RESET" => self.on_reset(obj, rt, ev.guest_initiated()),
             "GUEST_PANICKED" => self.on_panic(obj, rt),
             _ => {}
         }
+    }
+
+    fn on_stop(&self, obj: &DomainObj) {
+        {
+            let mut st = obj.lock();
+            if st.stop_pending {
+                // The stop of a guest shutdown that becomes a reset.
+                st.stop_pending = false;
+                drop(st);
+                obj.changed.notify_waiters();
+                return;
+            }
+        }
+        self.mark_paused(obj, reason::PAUSED_UNKNOWN);
     }
 
     pub(super) fn on_shutdown(
@@ -708,11 +738,23 @@ impl QemuDriver {
                 );
             if st.fake_reboot || restart {
                 st.fake_reboot = true;
+                // QEMU (-no-shutdown) follows SHUTDOWN with STOP.
+                st.stop_pending = guest.is_some();
                 (st.ident(), true)
             } else {
                 st.state = DomainState::Shutdown;
                 st.reason = reason::SHUTDOWN_USER;
                 st.stop_reason.get_or_insert(StopReason::Shutdown);
+                let d = match guest {
+                    Some(true) => detail::SHUTDOWN_GUEST,
+                    Some(false) => detail::SHUTDOWN_HOST,
+                    None => detail::SHUTDOWN_FINISHED,
+                };
+                self.publish(DomainEvent::lifecycle(
+                    st.ident(),
+                    LifecycleEvent::Shutdown,
+                    d,
+                ));
                 (st.ident(), false)
             }
         };
@@ -720,13 +762,8 @@ impl QemuDriver {
             self.spawn_fake_reboot(obj.clone(), rt.clone());
             return;
         }
+        let _ = ident;
         self.save_status_logged(obj);
-        let d = match guest {
-            Some(true) => detail::SHUTDOWN_GUEST,
-            Some(false) => detail::SHUTDOWN_HOST,
-            None => detail::SHUTDOWN_FINISHED,
-        };
-        self.publish(DomainEvent::lifecycle(ident, LifecycleEvent::Shutdown, d));
         // With -no-shutdown QEMU stays; end it (its exit ends the watcher).
         let rt = rt.clone();
         tokio::spawn(async move {
@@ -764,14 +801,15 @@ impl QemuDriver {
             let action = st.def.lifecycle.on_crash;
             st.state = DomainState::Crashed;
             st.reason = reason::CRASHED_PANICKED;
+            self.publish(DomainEvent::lifecycle(
+                st.ident(),
+                LifecycleEvent::Crashed,
+                detail::CRASHED_PANICKED,
+            ));
             (st.ident(), action)
         };
+        let _ = ident;
         self.save_status_logged(obj);
-        self.publish(DomainEvent::lifecycle(
-            ident,
-            LifecycleEvent::Crashed,
-            detail::CRASHED_PANICKED,
-        ));
         match action {
             LifecycleAction::Preserve => {}
             LifecycleAction::Restart
@@ -782,6 +820,8 @@ impl QemuDriver {
                     st.state = DomainState::Running;
                     st.reason = reason::RUNNING_BOOTED;
                     st.fake_reboot = true;
+                    // QEMU follows GUEST_PANICKED with STOP.
+                    st.stop_pending = true;
                 }
                 self.spawn_fake_reboot(obj.clone(), rt.clone());
             }
@@ -804,6 +844,21 @@ impl QemuDriver {
             if driver.still(&obj, &rt).is_err() {
                 return;
             }
+            // Let the watcher take the STOP that goes with the shutdown
+            // first, so that it cannot land after the `cont` below.
+            let _ = tokio::time::timeout(EVENT_WAIT, async {
+                loop {
+                    let woken = obj.changed.notified();
+                    tokio::pin!(woken);
+                    woken.as_mut().enable();
+                    if !obj.lock().stop_pending {
+                        return;
+                    }
+                    woken.await;
+                }
+            })
+            .await;
+            obj.lock().stop_pending = false;
             let res = async {
                 let mon = rt.monitor().await?;
                 mon.execute(qapi::qmp::system_reset {})
@@ -888,6 +943,29 @@ impl QemuDriver {
             .await
             .map_err(monitor_error)
     }
+}
+
+/// How long a job waits for the QMP event its command causes.
+const EVENT_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits (at most [`EVENT_WAIT`]) until the domain's state satisfies
+/// `done`. QEMU sends the event before the command's reply, so the watcher
+/// normally has it already; it applies it in order with earlier events
+/// (e.g. the RESUME of a start), which keeps stale events from undoing
+/// the change.
+async fn wait_for_state(obj: &DomainObj, done: impl Fn(DomainState) -> bool) {
+    let _ = tokio::time::timeout(EVENT_WAIT, async {
+        loop {
+            let woken = obj.changed.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if done(obj.lock().state) {
+                return;
+            }
+            woken.await;
+        }
+    })
+    .await;
 }
 
 /// Ends a QEMU: SIGTERM, and SIGKILL after [`TERM_GRACE`] unless

@@ -17,10 +17,6 @@
 //! [`Monitor::connect`]; it yields `None` once the connection has ended
 //! (QEMU exited or closed the socket), which is how QEMU's death shows.
 
-// Groundwork: the driver does not use the monitor yet (nor its
-// re-exports). Remove this allow when it does.
-#![allow(dead_code, unused_imports)]
-
 mod events;
 mod transport;
 
