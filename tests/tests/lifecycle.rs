@@ -320,6 +320,12 @@ async fn start_runs_the_guest_and_destroy_releases_everything() {
         .into_inner()
         .xml;
     assert!(live.starts_with("<domain type='qemu' id='1'>"), "{live}");
+    for alias in ["sata0-0-0", "serial0", "pcie.0", "usb"] {
+        assert!(
+            live.contains(&format!("<alias name='{alias}'/>")),
+            "{alias}: {live}"
+        );
+    }
     let inactive = c
         .get_xml(pb::GetXmlRequest {
             domain: by_name("vm1"),
@@ -331,6 +337,7 @@ async fn start_runs_the_guest_and_destroy_releases_everything() {
         .into_inner()
         .xml;
     assert!(inactive.starts_with("<domain type='qemu'>"), "{inactive}");
+    assert!(!inactive.contains("<alias"), "{inactive}");
     assert!(env.status_file("vm1").is_file());
     assert_eq!(env.domain_dirs(), ["domain-1-vm1"]);
     let pid = env.qemu_pid("vm1");

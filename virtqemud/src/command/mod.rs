@@ -24,6 +24,7 @@
 //! boot indexes, which libvirt assigns only at start-up, are derived here
 //! without touching the definition.
 
+pub mod alias;
 pub mod argv;
 pub mod chardev;
 pub mod controllers;

@@ -52,6 +52,7 @@ pub fn prepare_domain(
 ) -> Result<PreparedDomain, VirtError> {
     let mut def = persistent.clone();
     def.id = Some(id);
+    command::alias::assign(&mut def);
     let paths = env.paths(&def, id);
     let mut master_key = [0u8; 32];
     common::domain::os_random(&mut master_key);
