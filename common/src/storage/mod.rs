@@ -16,8 +16,12 @@
 //! attributes are ignored, as libvirt does.
 //!
 //! Data types live in [`pool`], [`volume`] and [`common`]; parsing and
-//! formatting in the `*_parse`/`*_format` modules.
+//! formatting in the `*_parse`/`*_format` modules. [`argv`] holds the pure
+//! command-line builders of the storage driver (`mount`, `vgchange`,
+//! `qemu-img`), scored by the pool-xml2argv and vol-xml2argv conformance
+//! categories.
 
+pub mod argv;
 pub mod common;
 mod common_xml;
 pub mod pool;

@@ -27,6 +27,7 @@ mod qemu_argv;
 mod qemu_xml;
 pub mod schema;
 mod storage;
+mod storage_argv;
 
 use std::fmt::Write as _;
 use std::panic::{self, AssertUnwindSafe};
@@ -55,6 +56,8 @@ pub static CATEGORIES: &[&dyn Category] = &[
     &storage::VolXml2Xml,
     &qemu_argv::Xml2Argv,
     &qemu_argv::XmlErrorsStart,
+    &storage_argv::PoolXml2Argv,
+    &storage_argv::VolXml2Argv,
 ];
 
 // === corpus ===
