@@ -843,7 +843,13 @@ async fn qemu_dying_while_the_daemon_is_down() {
     );
     env.daemon = Daemon::start("virtqemud", &env.root).await;
     let mut c = env.client().await;
-    assert_eq!(state(&mut c, "p").await, (SHUTOFF, 8), "shut off (daemon)");
+    let p = state(&mut c, "p").await;
+    assert_eq!(
+        p,
+        (SHUTOFF, 8),
+        "shut off (daemon); the daemon said:\n{}",
+        env.daemon.output()
+    );
     let e = c
         .get_state(pb::GetStateRequest {
             domain: by_name("t"),

@@ -119,6 +119,9 @@ pub struct DomainObjState {
     /// A SHUTDOWN (or panic) that is turned into a reset was seen; the
     /// STOP QEMU sends after it is still to come and means nothing.
     pub stop_pending: bool,
+    /// After a reconnect: volume disks not resolved yet (virtstoraged did
+    /// not answer); retried in the background. The guest is unaffected.
+    pub volumes_unresolved: bool,
 }
 
 /// Why a domain stopped: libvirt's shut-off reason and STOPPED detail.
@@ -343,6 +346,7 @@ impl DomainObj {
                 stop_reason: None,
                 pause_reason: None,
                 stop_pending: false,
+                volumes_unresolved: false,
             }),
         }
     }

@@ -112,6 +112,8 @@ pub struct QemuDriver {
     env: Option<StartEnv>,
     /// The next domain id.
     next_id: AtomicI32,
+    /// virtstoraged, for volume disks (`None` in unit tests).
+    storage: Option<crate::storage::StorageClient>,
 }
 
 fn internal(msg: impl std::fmt::Display) -> VirtError {
@@ -215,6 +217,7 @@ impl QemuDriver {
         let mut driver = QemuDriver::with_config_dir(paths.driver_config_dir("qemu"));
         driver.hooks = hooks;
         driver.env = env;
+        driver.storage = Some(crate::storage::StorageClient::new(paths, true));
         let driver = Arc::new(driver);
         driver.load_definitions();
         driver.reconnect_all().await;
@@ -233,6 +236,7 @@ impl QemuDriver {
             events: EventBus::default(),
             env: None,
             next_id: AtomicI32::new(1),
+            storage: None,
         }
     }
 

@@ -22,3 +22,4 @@ pub mod monitor;
 pub mod persist;
 pub mod process;
 pub mod service;
+pub mod storage;

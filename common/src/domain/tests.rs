@@ -341,3 +341,23 @@ fn validate_flag_checks_every_level_of_the_sections() {
     );
     DomainDef::parse_str(&free, flags, &TestHooks).expect("free-form");
 }
+
+#[test]
+fn a_serial_console_shares_the_serial_alias() {
+    let xml = "<domain type='qemu' id='1'><name>a</name><uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>\
+<memory>1024</memory><os><type>hvm</type></os><devices>\
+<serial type='pty'><target port='0'/><alias name='serial0'/></serial>\
+<console type='pty'><target type='serial' port='0'/><alias name='serial0'/></console>\
+</devices></domain>";
+    let flags = crate::xml::ParseFlags::default();
+    DomainDef::parse_str(xml, flags, &GenericHooks).expect("the console repeats serial0");
+    let two = xml.replace(
+        "<console type='pty'><target type='serial' port='0'/><alias name='serial0'/></console>",
+        "<serial type='pty'><target port='1'/><alias name='serial0'/></serial>",
+    );
+    let e = DomainDef::parse_str(&two, flags, &GenericHooks).expect_err("two serials");
+    assert!(
+        e.to_string().contains("non unique alias detected: serial0"),
+        "{e}"
+    );
+}

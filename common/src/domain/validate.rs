@@ -162,9 +162,31 @@ fn domain(def: &DomainDef) -> Result<(), XmlError> {
             "a 'none' video type must be the only video device defined for the domain",
         ));
     }
-    // Unique aliases.
+    // Unique aliases. The first console, when it is the first serial port
+    // seen as a console, shares that port's alias (libvirt skips it too).
+    let has_serial = def.devices.iter().any(|d| matches!(d, Device::Serial(_)));
+    let dup_console = def.devices.iter().position(|d| {
+        matches!(d, Device::Console(c) if matches!(
+            &c.target,
+            crate::domain::device::chr::ChrTarget::Console {
+                kind: None | Some(crate::domain::device::chr::ConsoleTargetType::Serial),
+                ..
+            }
+        ))
+    });
+    let first_console = def
+        .devices
+        .iter()
+        .position(|d| matches!(d, Device::Console(_)));
     let mut aliases = HashSet::new();
-    for d in &def.devices {
+    for (i, d) in def.devices.iter().enumerate() {
+        if has_serial
+            && dup_console.is_some()
+            && dup_console == first_console
+            && Some(i) == first_console
+        {
+            continue;
+        }
         if let Some(a) = d.info().and_then(|i| i.alias.as_deref())
             && !aliases.insert(a)
         {

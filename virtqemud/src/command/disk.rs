@@ -138,7 +138,9 @@ fn sd_drive(d: &Disk) -> Result<String> {
 }
 
 fn has_source(d: &Disk) -> bool {
-    d.src.kind != StorageType::None && d.src.path.is_some()
+    d.src.effective_kind() != StorageType::None
+        && d.src.effective_kind() != StorageType::Volume
+        && d.src.path.is_some()
 }
 
 /// Writable shared disks default to `cache='none'`: the host page cache
@@ -162,7 +164,7 @@ fn cache_props(mode: CacheMode) -> Props {
 /// Emits the blockdev layers of a disk; returns the top node name.
 fn build_blockdev(d: &Disk, n: usize, args: &mut Args) -> Result<String> {
     let path = d.src.path.clone().unwrap_or_default();
-    let driver = match d.src.kind {
+    let driver = match d.src.effective_kind() {
         StorageType::File => "file",
         StorageType::Block => {
             if d.device == DiskDevice::Cdrom && path == "/dev/cdrom" {

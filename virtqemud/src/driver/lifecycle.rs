@@ -234,8 +234,12 @@ impl QemuDriver {
                 ),
             )
         })?;
+        let volumes = match &self.storage {
+            Some(s) if !crate::storage::volumes_of(def).is_empty() => s.resolve_all(def).await?,
+            _ => Vec::new(),
+        };
         let id = self.next_id();
-        let prepared = start::prepare_domain(def, id, env)?;
+        let prepared = start::prepare_domain(def, id, env, &volumes)?;
         let host = prepared.prepare_host()?;
         let launched = host.launch()?;
         let connected = launched.connect(MONITOR_TIMEOUT).await?;

@@ -24,6 +24,9 @@ use crate::process::{start, status};
 /// How long `reconnect_all` waits for the monitors before it lets the
 /// daemon serve (the rest continues in the background).
 const RECONNECT_WAIT: Duration = Duration::from_secs(3);
+/// How long the resolution of an adopted domain's volumes waits for
+/// virtstoraged to answer its health check before it tries anyway.
+const STORAGE_WAIT: Duration = Duration::from_secs(5);
 /// The first retry delay of a failed monitor connect (doubles, up to 30 s).
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 
@@ -46,6 +49,10 @@ impl QemuDriver {
             };
             if let Some(obj) = self.adopt(&name, &st) {
                 adopted.push(st.pid);
+                if !crate::storage::volumes_of(&obj.lock().def).is_empty() {
+                    obj.lock().volumes_unresolved = true;
+                    tokio::spawn(self.clone().resolve_adopted(obj.clone()));
+                }
                 if let Some(id) = obj.lock().id {
                     max_id = max_id.max(id);
                 }
@@ -79,8 +86,23 @@ impl QemuDriver {
         let live = match DomainDef::parse_str(&st.domain_xml, flags, &self.hooks) {
             Ok(d) => d,
             Err(e) => {
-                tracing::error!(file = %file.display(), "the live definition of '{name}' does not parse: {e}; left alone");
-                return None;
+                // The process must not go unmanaged: fall back to the
+                // persistent definition, with the id from the file.
+                let fallback = self.domains.find_by_name(name).map(|e| {
+                    let mut d = (*e.obj.lock().def).clone();
+                    d.id = status_id(&st.domain_xml);
+                    d
+                });
+                match fallback {
+                    Some(d) => {
+                        tracing::error!(file = %file.display(), "the live definition of '{name}' does not parse: {e}; using its persistent definition");
+                        d
+                    }
+                    None => {
+                        tracing::error!(file = %file.display(), "the live definition of '{name}' does not parse: {e}; left alone");
+                        return None;
+                    }
+                }
             }
         };
         // A zombie (exited, not yet reaped by PID 1) is dead too.
@@ -242,6 +264,66 @@ impl QemuDriver {
         }
     }
 
+    /// Resolves the volume disks of an adopted domain through virtstoraged:
+    /// first waits (at most [`STORAGE_WAIT`]) until it answers its health
+    /// check, then resolves, retrying with back-off while it fails. The
+    /// running guest never depends on this (QEMU has its files open); the
+    /// live definition gets the paths back for later changes.
+    async fn resolve_adopted(self: Arc<Self>, obj: Arc<DomainObj>) {
+        let Some(storage) = self.storage.as_ref() else {
+            return;
+        };
+        if !storage.wait_ready(STORAGE_WAIT).await {
+            tracing::warn!(
+                "virtstoraged did not answer within {:?}; resolving volumes anyway",
+                STORAGE_WAIT
+            );
+        }
+        let mut delay = RETRY_FIRST;
+        loop {
+            let def = {
+                let st = obj.lock();
+                if st.runtime.is_none() {
+                    return;
+                }
+                st.def.clone()
+            };
+            match storage.resolve_all(&def).await {
+                Ok(vols) => {
+                    let mut st = obj.lock();
+                    if st.runtime.is_none() {
+                        return;
+                    }
+                    let mut d = (*st.def).clone();
+                    crate::storage::apply(&mut d, &vols);
+                    st.def = Arc::new(d);
+                    st.volumes_unresolved = false;
+                    tracing::info!(domain = %st.def.name, "volumes resolved after reconnect");
+                    return;
+                }
+                Err(e) => {
+                    let name = {
+                        let mut st = obj.lock();
+                        st.volumes_unresolved = true;
+                        st.def.name.clone()
+                    };
+                    tracing::warn!(
+                        domain = %name,
+                        "cannot resolve the volumes of running domain '{name}': {}; it keeps running, retrying in {delay:?}",
+                        e.message
+                    );
+                    let stopped = obj.lock().runtime.clone();
+                    let Some(rt) = stopped else { return };
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = rt.pidfd.exited() => return,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
     /// Autostarts domains once per host boot: the marker file
     /// `<run>/qemu/autostarted` lives on the run directory (a tmpfs), so it
     /// is gone after a reboot, as libvirt's is.
@@ -328,4 +410,10 @@ fn kill_orphans(lib_dir: &std::path::Path, adopted: &[i32]) {
             }
         }
     }
+}
+
+/// The `id` attribute of the live `<domain>` in a status file.
+fn status_id(domain_xml: &str) -> Option<i32> {
+    let root = common::xml::parse(domain_xml).ok()?;
+    root.attr("id")?.parse().ok()
 }

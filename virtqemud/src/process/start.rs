@@ -20,6 +20,7 @@ use super::pidfd::{self, PidFd};
 use super::{DomainPaths, StartEnv};
 use crate::command::{self, FdRequest, QemuCommand};
 use crate::monitor::{EventReceiver, Monitor, MonitorError};
+use crate::storage::ResolvedVolume;
 
 fn err(code: ErrorCode, msg: impl Into<String>) -> VirtError {
     VirtError::new(code, ErrorDomain::Qemu, msg.into())
@@ -41,7 +42,9 @@ pub struct PreparedDomain {
 }
 
 /// Prepares domain `persistent` to run as `id`: copies it into the live
-/// definition, picks its paths and master key and builds its command line.
+/// definition (aliases, the `volumes` its disks name, resolved by the
+/// caller through the storage driver), picks its paths and master key and
+/// builds its command line.
 ///
 /// # Errors
 /// CONFIG_UNSUPPORTED when the builder cannot express the definition.
@@ -49,10 +52,21 @@ pub fn prepare_domain(
     persistent: &DomainDef,
     id: i32,
     env: &StartEnv,
+    volumes: &[ResolvedVolume],
 ) -> Result<PreparedDomain, VirtError> {
     let mut def = persistent.clone();
     def.id = Some(id);
     command::alias::assign(&mut def);
+    crate::storage::apply(&mut def, volumes);
+    if let Some((pool, vol)) = crate::storage::volumes_of(&def)
+        .into_iter()
+        .find(|(p, v)| !volumes.iter().any(|r| &r.pool == p && &r.volume == v))
+    {
+        return Err(err(
+            ErrorCode::InternalError,
+            format!("internal error: volume '{vol}' in pool '{pool}' was not resolved"),
+        ));
+    }
     let paths = env.paths(&def, id);
     let mut master_key = [0u8; 32];
     common::domain::os_random(&mut master_key);

@@ -168,9 +168,23 @@ pub struct StorageSource {
     /// The next image in the chain; a [`StorageType::None`] source is the
     /// `<backingStore/>` terminator.
     pub backing: Option<Box<StorageSource>>,
+    /// Runtime only, never formatted: what a `type='volume'` source turned
+    /// out to be when the driver resolved it through the storage driver
+    /// (`file` or `block`, with `path` and `format` filled in), as
+    /// libvirt's `srcpool->actualtype`.
+    pub actual: Option<StorageType>,
 }
 
 impl StorageSource {
+    /// The type the data is accessed as: the resolved type of a volume,
+    /// else `kind`.
+    pub fn effective_kind(&self) -> StorageType {
+        match (self.kind, self.actual) {
+            (StorageType::Volume, Some(a)) => a,
+            (k, _) => k,
+        }
+    }
+
     /// Whether there is no medium (no path, no network name, no pool).
     pub fn is_empty(&self) -> bool {
         match self.kind {
