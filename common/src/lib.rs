@@ -20,6 +20,7 @@
 //!   shared by domains, networks and pools;
 //! - [`events`]: the numbered event bus with replay and resume;
 //! - [`fsutil`]: crash-safe writes of definition files;
+//! - [`configstore`]: a driver's definition files and autostart links;
 //! - [`trace`]: trace context across gRPC hops;
 //! - [`client`]: connecting to a daemon's socket;
 //! - [`xml`]: the XML tree, canonical writer and path-naming errors that
@@ -27,6 +28,7 @@
 
 pub mod client;
 pub mod config;
+pub mod configstore;
 pub mod daemon;
 pub mod domain;
 pub mod error;
