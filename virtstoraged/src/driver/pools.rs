@@ -216,6 +216,8 @@ impl StorageDriver {
         let backend = backend_of(def.pool_type)?;
         if let Some(f) = build {
             backend.build(def.clone(), f).await?;
+            let ident = obj.lock().ident();
+            self.publish(ident, EventBody::Lifecycle(Lifecycle::Created));
         }
         backend.start(def.clone()).await?;
         backend.cleanup(def.clone()).await;
