@@ -744,6 +744,17 @@ async fn hundred_qcow2_volumes_created_listed_refreshed_deleted() {
         vol_names(&mut c, "many").await;
         list.push(t.elapsed());
     }
+    // The smallest call, for what the transport alone costs.
+    let mut baseline = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        c.get_pool_autostart(sto::GetPoolAutostartRequest {
+            pool: pool_ref("many"),
+        })
+        .await
+        .expect("autostart");
+        baseline.push(t.elapsed());
+    }
     let mut refresh = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
@@ -763,10 +774,12 @@ async fn hundred_qcow2_volumes_created_listed_refreshed_deleted() {
         );
     }
     eprintln!(
-        "storage timings (this build): qcow2 create median {:?}, list 100 median {:?}, refresh 100 median {:?}",
+        "storage timings (this build): qcow2 create median {:?}, list 100 median {:?}, \
+         refresh 100 median {:?}, smallest call median {:?}",
         median(create),
         median(list),
-        median(refresh)
+        median(refresh),
+        median(baseline)
     );
     for n in &names {
         c.delete_volume(sto::DeleteVolumeRequest {

@@ -111,12 +111,12 @@ fn pool_msg(p: &PoolIdent) -> pb::Pool {
     }
 }
 
-fn vol_msg(v: &VolIdent) -> pb::Volume {
+fn vol_msg(v: VolIdent) -> pb::Volume {
     pb::Volume {
-        name: v.name.clone(),
-        key: v.key.clone(),
-        path: v.path.clone(),
-        pool: v.pool.clone(),
+        name: v.name,
+        key: v.key,
+        path: v.path,
+        pool: v.pool,
     }
 }
 
@@ -469,7 +469,12 @@ impl StorageService for Storaged {
         req: Request<pb::ListAllVolumesRequest>,
     ) -> Result<Response<pb::ListAllVolumesResponse>, Status> {
         let r = pool_ref(req.get_ref().pool.as_ref())?;
-        let volumes = self.driver.list_volumes(&r)?.iter().map(vol_msg).collect();
+        let volumes = self
+            .driver
+            .list_volumes(&r)?
+            .into_iter()
+            .map(vol_msg)
+            .collect();
         Ok(Response::new(pb::ListAllVolumesResponse { volumes }))
     }
 
@@ -479,7 +484,7 @@ impl StorageService for Storaged {
     ) -> Result<Response<pb::LookupVolumeResponse>, Status> {
         let r = vol_ref(req.get_ref().volume.as_ref())?;
         Ok(Response::new(pb::LookupVolumeResponse {
-            volume: Some(vol_msg(&self.driver.lookup_volume(&r)?)),
+            volume: Some(vol_msg(self.driver.lookup_volume(&r)?)),
         }))
     }
 
@@ -500,7 +505,7 @@ impl StorageService for Storaged {
         })
         .await?;
         Ok(Response::new(pb::CreateVolumeResponse {
-            volume: Some(vol_msg(&v)),
+            volume: Some(vol_msg(v)),
         }))
     }
 
@@ -522,7 +527,7 @@ impl StorageService for Storaged {
         })
         .await?;
         Ok(Response::new(pb::CreateVolumeFromResponse {
-            volume: Some(vol_msg(&v)),
+            volume: Some(vol_msg(v)),
         }))
     }
 
