@@ -9,13 +9,20 @@
 //! - `parse`: reading values, as libvirt's `virNetworkDefParseXML`;
 //! - `validate`: checks across values (read-only);
 //! - `format`: libvirt's element and attribute order and defaults;
-//! - [`addr`]: IP/MAC/UUID/PCI values with libvirt's spellings.
+//! - [`addr`]: IP/MAC/UUID/PCI values with libvirt's spellings;
+//! - [`dnsmasq`], [`firewall`]: what virtnetworkd runs for a network (the
+//!   dnsmasq config, the nftables rules), pure functions of the definition;
+//! - [`update`]: `virNetworkUpdate` section changes; [`port`]: `<networkport>`.
 
 pub mod addr;
 pub mod def;
+pub mod dnsmasq;
+pub mod firewall;
 mod format;
 mod metadata;
 mod parse;
+pub mod port;
+pub mod update;
 mod validate;
 
 #[cfg(test)]

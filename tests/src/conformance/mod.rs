@@ -23,6 +23,7 @@ mod domain;
 pub mod manifest;
 pub mod models;
 mod network;
+mod network_conf;
 mod qemu_argv;
 mod qemu_xml;
 pub mod schema;
@@ -52,6 +53,8 @@ pub static CATEGORIES: &[&dyn Category] = &[
     &domain::XmlErrors,
     &qemu_xml::Xml2XmlQemu,
     &network::Xml2Xml,
+    &network_conf::Xml2Conf,
+    &network_conf::Xml2Firewall,
     &storage::PoolXml2Xml,
     &storage::VolXml2Xml,
     &qemu_argv::Xml2Argv,
