@@ -1,0 +1,301 @@
+//! Domains whose disk is a storage volume (`<disk type='volume'>`):
+//! virtqemud resolves it through virtstoraged at start, starts virtstoraged
+//! itself when it is not running (or reaches it through socket
+//! activation), and keeps the domain running across its own restart while
+//! virtstoraged is down.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use proto::domain::v1 as pb;
+use proto::storage::v1 as sto;
+use tests::guest::{GuestKind, UP_LINE, build_image};
+use tests::{Daemon, SOCKET_KINDS, SocketKind, TestRoot, daemon_bin, wait_until};
+
+const RUNNING: i32 = pb::DomainState::Running as i32;
+
+/// Kills what a test leaves: QEMUs and daemons started from its root.
+struct Cleanup<'a>(&'a TestRoot);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let needle = self.0.path().display().to_string();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                continue;
+            };
+            if String::from_utf8_lossy(&cmd).contains("qemu-system")
+                && String::from_utf8_lossy(&cmd).contains(&needle)
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        // A virtstoraged that virtqemud started: its pid file.
+        if let Ok(p) = std::fs::read_to_string(self.0.pid_file("virtstoraged"))
+            && let Ok(pid) = p.trim().parse::<i32>()
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+fn by_name(n: &str) -> Option<pb::DomainRef> {
+    Some(pb::DomainRef {
+        by: Some(pb::domain_ref::By::Name(n.to_owned())),
+    })
+}
+
+fn pool_ref(name: &str) -> Option<sto::PoolRef> {
+    Some(sto::PoolRef {
+        by: Some(sto::pool_ref::By::Name(name.to_owned())),
+    })
+}
+
+/// A dir pool `guests` (autostart) holding the tiny guest as `vm.img`.
+async fn pool_with_guest(storage: &Daemon, root: &TestRoot) {
+    let dir = root.path().join("pool");
+    std::fs::create_dir_all(&dir).expect("pool dir");
+    build_image(&dir.join("vm.img"), GuestKind::IgnoresPowerButton).expect("image");
+    let mut c = storage.storage(SocketKind::ReadWrite).await;
+    c.define_pool(sto::DefinePoolRequest {
+        xml: format!(
+            "<pool type='dir'><name>guests</name><target><path>{}</path></target></pool>",
+            dir.display()
+        ),
+        validate: true,
+    })
+    .await
+    .expect("define pool");
+    c.start_pool(sto::StartPoolRequest {
+        pool: pool_ref("guests"),
+        ..Default::default()
+    })
+    .await
+    .expect("start pool");
+    c.set_pool_autostart(sto::SetPoolAutostartRequest {
+        pool: pool_ref("guests"),
+        autostart: true,
+    })
+    .await
+    .expect("autostart");
+}
+
+fn domain_xml(root: &TestRoot) -> String {
+    format!(
+        "<domain type='qemu'>
+  <name>vm</name>
+  <memory unit='MiB'>32</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type><boot dev='hd'/></os>
+  <features><acpi/></features>
+  <devices>
+    <disk type='volume' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source pool='guests' volume='vm.img'/>
+      <target dev='sda' bus='sata'/>
+    </disk>
+    <serial type='file'><source path='{}'/><target port='0'/></serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+",
+        root.path().join("vm.serial").display()
+    )
+}
+
+fn boots(root: &TestRoot) -> usize {
+    std::fs::read_to_string(root.path().join("vm.serial"))
+        .unwrap_or_default()
+        .matches(UP_LINE)
+        .count()
+}
+
+async fn define_and_start(qemud: &Daemon, root: &TestRoot) -> Result<(), tonic::Status> {
+    let mut c = qemud.domain(SocketKind::ReadWrite).await;
+    c.define_xml(pb::DefineXmlRequest {
+        xml: domain_xml(root),
+        validate: true,
+    })
+    .await?;
+    c.start(pb::StartRequest {
+        domain: by_name("vm"),
+        ..Default::default()
+    })
+    .await?;
+    Ok(())
+}
+
+async fn state(qemud: &Daemon) -> (i32, i32) {
+    let r = qemud
+        .domain(SocketKind::ReadWrite)
+        .await
+        .get_state(pb::GetStateRequest {
+            domain: by_name("vm"),
+        })
+        .await
+        .expect("state")
+        .into_inner();
+    (r.state, r.reason)
+}
+
+#[tokio::test]
+async fn a_volume_disk_boots_and_the_domain_outlives_a_storage_outage() {
+    let root = TestRoot::new();
+    let _cleanup = Cleanup(&root);
+    let mut storage = Daemon::start("virtstoraged", &root).await;
+    let mut qemud = Daemon::start("virtqemud", &root).await;
+    pool_with_guest(&storage, &root).await;
+    define_and_start(&qemud, &root)
+        .await
+        .unwrap_or_else(|e| panic!("start: {}", e.message()));
+    assert!(
+        wait_until(Duration::from_secs(5), || boots(&root) >= 1).await,
+        "the guest boots from the volume"
+    );
+    // The live XML keeps the pool and volume.
+    let live = qemud
+        .domain(SocketKind::ReadWrite)
+        .await
+        .get_xml(pb::GetXmlRequest {
+            domain: by_name("vm"),
+            ..Default::default()
+        })
+        .await
+        .expect("xml")
+        .into_inner()
+        .xml;
+    assert!(
+        live.contains("<source pool='guests' volume='vm.img'/>"),
+        "{live}"
+    );
+
+    // Both daemons die; virtqemud comes back first, storage still down.
+    qemud.kill9();
+    storage.kill9();
+    let qemud = Daemon::start("virtqemud", &root).await;
+    assert_eq!(state(&qemud).await, (RUNNING, 1), "still running");
+    let mut c = qemud.domain(SocketKind::ReadWrite).await;
+    c.suspend(pb::SuspendRequest {
+        domain: by_name("vm"),
+    })
+    .await
+    .expect("controllable while storage is down");
+    c.resume(pb::ResumeRequest {
+        domain: by_name("vm"),
+    })
+    .await
+    .expect("resume");
+    // Storage comes back; the volumes of the running domain resolve.
+    let _storage = Daemon::start("virtstoraged", &root).await;
+    assert!(
+        wait_until(Duration::from_secs(10), || qemud
+            .output()
+            .contains("volumes resolved after reconnect"))
+        .await,
+        "virtqemud resolved the volumes; it said:\n{}",
+        qemud.output()
+    );
+    assert_eq!(state(&qemud).await.0, RUNNING);
+    c.destroy(pb::DestroyRequest {
+        domain: by_name("vm"),
+        ..Default::default()
+    })
+    .await
+    .expect("destroy");
+}
+
+#[tokio::test]
+async fn virtqemud_starts_virtstoraged_when_a_volume_needs_it() {
+    let root = TestRoot::new();
+    let _cleanup = Cleanup(&root);
+    let mut storage = Daemon::start("virtstoraged", &root).await;
+    pool_with_guest(&storage, &root).await;
+    storage.stop().await;
+    assert!(!root.socket("virtstoraged", SocketKind::ReadWrite).exists());
+    let qemud = Daemon::start("virtqemud", &root).await;
+    define_and_start(&qemud, &root)
+        .await
+        .unwrap_or_else(|e| panic!("start: {}\n{}", e.message(), qemud.output()));
+    assert!(wait_until(Duration::from_secs(5), || boots(&root) >= 1).await);
+    assert!(
+        qemud.output().contains("started virtstoraged"),
+        "{}",
+        qemud.output()
+    );
+    assert!(root.pid_file("virtstoraged").exists(), "virtstoraged runs");
+    qemud
+        .domain(SocketKind::ReadWrite)
+        .await
+        .destroy(pb::DestroyRequest {
+            domain: by_name("vm"),
+            ..Default::default()
+        })
+        .await
+        .expect("destroy");
+}
+
+/// `systemd-socket-activate` on virtstoraged's sockets, as systemd would.
+fn activated_storage(root: &TestRoot) -> Daemon {
+    const ACTIVATE: &str = "/usr/bin/systemd-socket-activate";
+    assert!(Path::new(ACTIVATE).is_file(), "{ACTIVATE} is missing");
+    std::fs::create_dir_all(root.path().join("run/virt")).expect("run dir");
+    let mut cmd = Command::new(ACTIVATE);
+    for kind in SOCKET_KINDS {
+        cmd.arg("-l").arg(root.socket("virtstoraged", kind));
+    }
+    cmd.arg("--fdname=virtstoraged.socket:virtstoraged-ro.socket:virtstoraged-admin.socket")
+        .arg("-E")
+        .arg(format!("VIRT_ROOT={}", root.path().display()))
+        .args(["-E", "RUST_LOG=info"]);
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.arg("-E")
+            .arg(format!("PATH={}", path.to_string_lossy()));
+    }
+    cmd.arg(daemon_bin("virtstoraged")).env_remove("LISTEN_FDS");
+    Daemon::spawn_command("virtstoraged", root.path(), cmd)
+}
+
+#[tokio::test]
+async fn a_socket_activated_virtstoraged_serves_volume_disks() {
+    let root = TestRoot::new();
+    let _cleanup = Cleanup(&root);
+    {
+        let mut storage = Daemon::start("virtstoraged", &root).await;
+        pool_with_guest(&storage, &root).await;
+        storage.stop().await;
+    }
+    // Only the sockets exist; the first connection (virtqemud's) starts it.
+    let mut storage = activated_storage(&root);
+    let qemud = Daemon::start("virtqemud", &root).await;
+    define_and_start(&qemud, &root)
+        .await
+        .unwrap_or_else(|e| panic!("start: {}\n{}", e.message(), qemud.output()));
+    assert!(wait_until(Duration::from_secs(5), || boots(&root) >= 1).await);
+    assert!(
+        !qemud.output().contains("started virtstoraged"),
+        "activation, not a spawn"
+    );
+    storage.wait_ready().await;
+    qemud
+        .domain(SocketKind::ReadWrite)
+        .await
+        .destroy(pb::DestroyRequest {
+            domain: by_name("vm"),
+            ..Default::default()
+        })
+        .await
+        .expect("destroy");
+}
