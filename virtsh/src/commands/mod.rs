@@ -11,7 +11,10 @@ pub mod events;
 pub mod host;
 pub mod lifecycle;
 pub mod monitor;
+pub mod pool;
+pub mod storage;
 pub mod virsh;
+pub mod volume;
 
 use crate::cli::CommandTable;
 
@@ -22,5 +25,7 @@ pub static TABLE: CommandTable = CommandTable::new(&[
     monitor::COMMANDS,
     events::COMMANDS,
     host::COMMANDS,
+    pool::COMMANDS,
+    volume::COMMANDS,
     virsh::COMMANDS,
 ]);
