@@ -1028,7 +1028,15 @@ async fn kill9_mid_create_loses_no_pool_and_leaves_no_half_volume() {
     });
     // Kill the daemon while the partial file is being written.
     let part = target.join(".copy.raw.virt-part");
-    let seen = tests::wait_until(Duration::from_secs(10), || part.exists()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = false;
+    while Instant::now() < deadline {
+        if part.exists() {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     assert!(seen, "the copy never started");
     d.kill9();
     let _ = clone.await;
