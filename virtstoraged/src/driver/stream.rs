@@ -74,8 +74,8 @@ impl StorageDriver {
         length: u64,
         sparse: bool,
     ) -> Result<Upload, VirtError> {
-        let (obj, v) = self.resolve(r)?;
-        let guard = InUse::acquire(&obj, &v.def.name, true, true)?;
+        let (v, guard) = self.use_volume(r, true).await?;
+        let obj = guard.pool().clone();
         let path = vol_path(&v.def)?;
         let (file, block) = blocking(move || {
             let f = OpenOptions::new()
@@ -137,8 +137,7 @@ impl StorageDriver {
         length: u64,
         sparse: bool,
     ) -> Result<Download, VirtError> {
-        let (obj, v) = self.resolve(r)?;
-        let guard = InUse::acquire(&obj, &v.def.name, false, true)?;
+        let (v, guard) = self.use_volume(r, false).await?;
         let path = vol_path(&v.def)?;
         let (file, len, block) = blocking(move || {
             let f = File::open(&path)

@@ -99,6 +99,9 @@ impl InUse {
         async_job: bool,
     ) -> Result<InUse, VirtError> {
         let mut st = obj.lock();
+        if !st.active {
+            return Err(error::not_active(&st.def.name));
+        }
         if let Err(why) = st.acquire(name, writer) {
             return Err(error::op_invalid(format!("volume '{name}' {why}")));
         }
@@ -111,6 +114,13 @@ impl InUse {
             writer,
             async_job,
         })
+    }
+}
+
+impl InUse {
+    /// The pool holding the volume.
+    pub(crate) fn pool(&self) -> &Arc<PoolObj> {
+        &self.obj
     }
 }
 
@@ -304,6 +314,25 @@ impl StorageDriver {
         Ok(self.lookup_volume(r)?.path)
     }
 
+    /// Marks the volume `r` names in use (`writer`: exclusively) as an
+    /// asynchronous job of its pool, taking the pool's job shared while
+    /// marking, so no pool change is under way.
+    pub(crate) async fn use_volume(
+        &self,
+        r: &VolRef,
+        writer: bool,
+    ) -> Result<(Vol, InUse), VirtError> {
+        let (obj, _) = self.resolve(r)?;
+        let _job = obj.job.read().await;
+        // Looked up again: it may have changed while we waited.
+        let (now, v) = self.resolve(r)?;
+        if !Arc::ptr_eq(&now, &obj) {
+            return Err(error::op_invalid("the volume moved while it was looked up"));
+        }
+        let guard = InUse::acquire(&obj, &v.def.name, writer, true)?;
+        Ok((v, guard))
+    }
+
     /// Creates a volume in an active pool (optionally filled from
     /// `source`). Exactly one of concurrent creates of a name wins; a
     /// failed create leaves nothing behind.
@@ -319,6 +348,13 @@ impl StorageDriver {
         flags: CreateFlags,
         validate: bool,
     ) -> Result<VolIdent, VirtError> {
+        // The source first, marked in use under its pool's job (never
+        // holding two pools' jobs at once), so neither a pool change nor a
+        // delete of it can run while it is copied.
+        let source = match source {
+            Some(s) => Some(self.use_volume(s, false).await?),
+            None => None,
+        };
         let obj = self.find_active(pool)?;
         let _job = obj.job.read().await;
         let def = {
@@ -341,9 +377,7 @@ impl StorageDriver {
         backend.prepare_vol(&def, &mut vol)?;
         // The source: marked in use while it is copied.
         let input = match source {
-            Some(s) => {
-                let (src_obj, src) = self.resolve(s)?;
-                let guard = InUse::acquire(&src_obj, &src.def.name, false, true)?;
+            Some((src, guard)) => {
                 if vol.capacity < src.def.capacity {
                     vol.capacity = src.def.capacity;
                 }
