@@ -835,6 +835,15 @@ async fn upload_and_download_match_by_checksum() {
     msgs.push(sto::UploadVolumeRequest {
         msg: Some(sto::upload_volume_request::Msg::Hole(3 << 20)),
     });
+    // A stream that stops without its end message was cancelled.
+    let e = c
+        .upload_volume(futures::stream::iter(msgs.clone()))
+        .await
+        .expect_err("no end message");
+    assert_eq!(e.code(), Code::Aborted, "{}", e.message());
+    msgs.push(sto::UploadVolumeRequest {
+        msg: Some(sto::upload_volume_request::Msg::End(sto::UploadEnd {})),
+    });
     let written = c
         .upload_volume(futures::stream::iter(msgs))
         .await
@@ -903,6 +912,24 @@ async fn upload_and_download_match_by_checksum() {
         }
     }
     assert_eq!(got, &data[100..150]);
+    // An offset past the end of the volume is refused.
+    let e = c
+        .upload_volume(futures::stream::iter(vec![
+            sto::UploadVolumeRequest {
+                msg: Some(sto::upload_volume_request::Msg::Header(sto::UploadHeader {
+                    volume: vol_ref("up", "blob"),
+                    offset: 99_999_999_999,
+                    length: 0,
+                    sparse: false,
+                })),
+            },
+            sto::UploadVolumeRequest {
+                msg: Some(sto::upload_volume_request::Msg::End(sto::UploadEnd {})),
+            },
+        ]))
+        .await
+        .expect_err("offset past the end");
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
     // An upload that does not start with its header is refused.
     let e = c
         .upload_volume(futures::stream::iter(vec![sto::UploadVolumeRequest {

@@ -618,15 +618,29 @@ impl StorageService for Storaged {
             .driver
             .upload_begin(&r, header.offset, header.length, header.sparse)
             .await?;
+        let mut ended = false;
         while let Some(m) = stream.message().await? {
+            if ended {
+                return Err(invalid_arg("nothing may follow the end of an upload"));
+            }
             match m.msg {
                 Some(Msg::Data(d)) => up.write(d).await?,
                 Some(Msg::Hole(n)) => up.hole(n).await?,
+                Some(Msg::End(_)) => ended = true,
                 Some(Msg::Header(_)) => {
                     return Err(invalid_arg("an upload has one header, first"));
                 }
                 None => {}
             }
+        }
+        if !ended {
+            // A cancelled client looks like an end of stream to the server.
+            return Err(VirtError::new(
+                ErrorCode::OperationAborted,
+                ErrorDomain::Storage,
+                "operation aborted: the upload ended without its end message (cancelled); the data written so far stays in the volume",
+            )
+            .into());
         }
         let d = self.driver.clone();
         let bytes_written = detached(async move { d.upload_finish(up).await }).await?;

@@ -77,16 +77,25 @@ impl StorageDriver {
         let (v, guard) = self.use_volume(r, true).await?;
         let obj = guard.pool().clone();
         let path = vol_path(&v.def)?;
-        let (file, block) = blocking(move || {
+        let (file, len, block) = blocking(move || {
             let f = OpenOptions::new()
                 .write(true)
                 .open(&path)
                 .map_err(|e| sys(format!("Unable to open '{}'", path.display()), &e))?;
-            let (_, block) = content_len(&f)
+            let (len, block) = content_len(&f)
                 .map_err(|e| sys(format!("cannot stat '{}'", path.display()), &e))?;
-            Ok((f, block))
+            Ok((f, len, block))
         })
         .await?;
+        // Writing may grow a file volume (an image larger than it), but it
+        // starts inside it: an offset past the end would only make a huge
+        // sparse file out of a typo.
+        if offset > len {
+            return Err(error::invalid_arg(format!(
+                "offset {offset} is past the end of volume '{}' ({len} bytes)",
+                v.def.name
+            )));
+        }
         Ok(Upload {
             file: Arc::new(file),
             pos: offset,

@@ -739,6 +739,7 @@ impl StorageService for Fake {
         let mut data = v.data.clone();
         let mut at = usize::try_from(header.offset).map_err(|_| Status::out_of_range("offset"))?;
         let mut written = 0u64;
+        let mut ended = false;
         loop {
             let msg = match stream.message().await {
                 Ok(Some(m)) => m,
@@ -746,6 +747,10 @@ impl StorageService for Fake {
                 Err(e) => return Err(e),
             };
             let n = match msg.msg {
+                Some(Msg::End(_)) if !ended => {
+                    ended = true;
+                    0
+                }
                 Some(Msg::Data(d)) => {
                     {
                         let mut st = self.st();
@@ -784,6 +789,13 @@ impl StorageService for Fake {
             }
         }
         guard.done = true;
+        if !ended {
+            // As the daemon: no end message means the client cancelled.
+            return Err(err(
+                ErrorCode::OperationAborted,
+                "operation aborted: the upload ended without its end message",
+            ));
+        }
         let mut st = self.st();
         if let Some(x) = st
             .vols

@@ -294,8 +294,32 @@ impl Codec for UploadCodec {
     }
 }
 
-/// Reads `src` and hands it to `tx` as `data` (and `hole`) messages.
+/// Reads `src` and hands it to `tx` as `data` (and `hole`) messages,
+/// then the `end` message that tells the daemon the upload is complete
+/// (without it, the daemon takes the stream for cancelled).
 fn produce(
+    src: &mut Source,
+    tx: &mpsc::Sender<Outgoing>,
+    stop: &AtomicBool,
+    progress: &mut Progress,
+) -> std::io::Result<Produced> {
+    use pb::upload_volume_request::Msg;
+    let r = produce_data(src, tx, stop, progress)?;
+    if matches!(r, Produced::All) {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(Produced::Stopped);
+        }
+        let end = pb::UploadVolumeRequest {
+            msg: Some(Msg::End(pb::UploadEnd {})),
+        };
+        if tx.blocking_send(Outgoing::Msg(end)).is_err() {
+            return Ok(Produced::Stopped);
+        }
+    }
+    Ok(r)
+}
+
+fn produce_data(
     src: &mut Source,
     tx: &mpsc::Sender<Outgoing>,
     stop: &AtomicBool,
