@@ -815,3 +815,4 @@ impl Stack {
 }
 pub mod conformance;
 pub mod guest;
+pub mod netns;
