@@ -44,6 +44,13 @@ run: setup-host build
 test: setup-host build
 	$(CARGO) test --workspace -- --test-threads=2
 
+# The virtqemud lifecycle benchmark beside libvirt (release build, QEMU
+# under TCG, minutes); not part of `test`. BENCH_ARGS=--quick: fewer rounds.
+# See docs/benchmarks.md.
+.PHONY: bench
+bench:
+	bash scripts/bench-lifecycle.sh $(BENCH_ARGS)
+
 lint: fmt clippy
 
 fmt:
