@@ -1246,3 +1246,98 @@ async fn redefining_or_undefining_a_running_domain_changes_only_the_next_boot() 
         .expect_err("gone");
     assert_eq!(e.code(), tonic::Code::NotFound);
 }
+
+/// A Linux bridge for a test, removed when dropped.
+struct Bridge(String);
+
+impl Bridge {
+    fn new(root: &TestRoot) -> Bridge {
+        // ≤ 15 characters, unique per test root.
+        let tag: String = root
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .rev()
+            .take(7)
+            .collect();
+        let name = format!("vtbr{tag}");
+        let ok = std::process::Command::new("ip")
+            .args(["link", "add", &name, "type", "bridge"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip link add {name}");
+        Bridge(name)
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_bridge_nic_gets_a_tap_on_the_bridge_and_loses_it_at_stop() {
+    let env = Env::new().await;
+    let br = Bridge::new(&env.root);
+    let mut c = env.client().await;
+    let nic = format!(
+        "<interface type='bridge'><mac address='52:54:00:aa:bb:01'/><source bridge='{}'/><model type='virtio'/></interface>\n    <memballoon",
+        br.0
+    );
+    let xml = env
+        .xml("vm", GuestKind::IgnoresPowerButton)
+        .replacen("<memballoon", &nic, 1);
+    c.define_xml(pb::DefineXmlRequest {
+        xml,
+        validate: true,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("define: {}", e.message()));
+    start(&mut c, "vm").await;
+    env.wait_boots("vm", 1).await;
+    let live = c
+        .get_xml(pb::GetXmlRequest {
+            domain: by_name("vm"),
+            ..Default::default()
+        })
+        .await
+        .expect("xml")
+        .into_inner()
+        .xml;
+    let tap = live
+        .split("<interface type='bridge'>")
+        .nth(1)
+        .and_then(|r| r.split("<target dev='").nth(1))
+        .and_then(|r| r.split('\'').next())
+        .expect("the live NIC names its tap")
+        .to_owned();
+    assert!(tap.starts_with("vnet"), "{live}");
+    let master = std::fs::read_link(format!("/sys/class/net/{tap}/master")).expect("on a bridge");
+    assert_eq!(
+        master.file_name().map(|n| n.to_string_lossy().into_owned()),
+        Some(br.0.clone())
+    );
+    let mac = std::fs::read_to_string(format!("/sys/class/net/{tap}/address")).expect("mac");
+    assert_eq!(mac.trim(), "fe:54:00:aa:bb:01");
+    destroy(&mut c, "vm").await;
+    assert!(
+        !Path::new(&format!("/sys/class/net/{tap}")).exists(),
+        "the tap goes with QEMU"
+    );
+    // A bridge that does not exist is refused before anything starts.
+    drop(br);
+    let e = c
+        .start(pb::StartRequest {
+            domain: by_name("vm"),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no bridge");
+    assert!(e.message().contains("No such device"), "{}", e.message());
+    assert!(env.domain_dirs().is_empty());
+}

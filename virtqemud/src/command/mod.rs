@@ -171,6 +171,9 @@ pub struct CommandContext {
     pub fds: Fds,
     /// Whether KVM is usable on the host.
     pub kvm: bool,
+    /// Whether `/dev/vhost-net` is usable (virtio NICs then get a vhost
+    /// descriptor).
+    pub vhost_net: bool,
     /// The current time (Unix seconds), for `<clock offset='variable'>`.
     pub now: i64,
     /// The host's local time minus UTC, in seconds.
@@ -204,6 +207,7 @@ impl CommandContext {
             conf: QemuConf::default(),
             fds: Fds::default(),
             kvm: true,
+            vhost_net: true,
             now: 1_234_567_890,
             // TZ=VIR00:30: local time is 30 minutes behind UTC.
             utc_offset: -1800,

@@ -27,7 +27,7 @@ pub fn build(b: &Builder<'_>, args: &mut Args) -> Result<()> {
             let mut p = Props::new().s("type", "tap").s("fd", fd.to_string());
             fds.push(FdRequest::Tap { fd: *fd, index: i });
             *fd += 1;
-            if virtio {
+            if virtio && b.ctx.vhost_net {
                 p = p.b("vhost", true).s("vhostfd", vhost_fd.to_string());
                 fds.push(FdRequest::Vhost {
                     fd: vhost_fd,

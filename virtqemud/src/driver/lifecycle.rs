@@ -238,8 +238,9 @@ impl QemuDriver {
             Some(s) if !crate::storage::volumes_of(def).is_empty() => s.resolve_all(def).await?,
             _ => Vec::new(),
         };
+        let nets = plan_nets(def)?;
         let id = self.next_id();
-        let prepared = start::prepare_domain(def, id, env, &volumes)?;
+        let prepared = start::prepare_domain(def, id, env, &volumes, &nets)?;
         let host = prepared.prepare_host()?;
         let launched = host.launch()?;
         let connected = launched.connect(MONITOR_TIMEOUT).await?;
@@ -947,6 +948,54 @@ impl QemuDriver {
             .await
             .map_err(monitor_error)
     }
+}
+
+/// Where automatic tap names (`vnetN`) continue from.
+static TAP_HINT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The host side of each NIC that needs a tap: `type='bridge'` joins its
+/// bridge, `type='ethernet'` stands alone. Names come from `<target dev>`
+/// or the next free `vnetN`.
+///
+/// # Errors
+/// A bridge that does not exist; a `type='network'` NIC (needs a port
+/// from virtnetworkd).
+fn plan_nets(def: &DomainDef) -> Result<Vec<crate::process::NetPlan>, VirtError> {
+    use common::domain::Device;
+    use common::domain::device::interface::NetSource;
+    let mut out = Vec::new();
+    let nics = def.devices.iter().filter_map(|d| match d {
+        Device::Interface(n) => Some(n),
+        _ => None,
+    });
+    for (index, n) in nics.enumerate() {
+        let bridge = match &n.source {
+            NetSource::Bridge { bridge } => {
+                let b = bridge.clone().unwrap_or_default();
+                if !crate::process::tap::exists(&b) {
+                    return Err(VirtError::new(
+                        ErrorCode::SystemError,
+                        ErrorDomain::Qemu,
+                        format!("Cannot get interface MTU on '{b}': No such device"),
+                    ));
+                }
+                Some(b)
+            }
+            NetSource::Ethernet => None,
+            _ => continue,
+        };
+        let tap = match &n.target_dev {
+            Some(t) if !t.is_empty() => t.clone(),
+            _ => {
+                let mut hint = TAP_HINT.load(std::sync::atomic::Ordering::Relaxed);
+                let name = crate::process::tap::free_name(&mut hint);
+                TAP_HINT.store(hint, std::sync::atomic::Ordering::Relaxed);
+                name
+            }
+        };
+        out.push(crate::process::NetPlan { index, tap, bridge });
+    }
+    Ok(out)
 }
 
 /// How long a job waits for the QMP event its command causes.

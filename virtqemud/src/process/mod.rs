@@ -25,6 +25,7 @@
 pub mod pidfd;
 pub mod start;
 pub mod status;
+pub mod tap;
 
 use std::path::PathBuf;
 
@@ -62,6 +63,18 @@ pub const FDS: Fds = Fds {
     vhost_first: 200,
 };
 
+/// The host side of one NIC, decided before the start: the tap it gets
+/// and the bridge it joins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetPlan {
+    /// The interface's position among the domain's interfaces.
+    pub index: usize,
+    /// The tap device's name (`<target dev=>`).
+    pub tap: String,
+    /// The bridge to attach it to (`None` for `type='ethernet'`).
+    pub bridge: Option<String>,
+}
+
 /// The files of one running domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DomainPaths {
@@ -98,6 +111,7 @@ impl StartEnv {
             conf: self.conf.clone(),
             fds: FDS,
             kvm: self.kvm,
+            vhost_net: false,
             now,
             utc_offset: 0,
             network_addresses: Vec::new(),

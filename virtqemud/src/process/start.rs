@@ -17,7 +17,7 @@ use common::domain::DomainDef;
 use common::{ErrorCode, ErrorDomain, VirtError};
 
 use super::pidfd::{self, PidFd};
-use super::{DomainPaths, StartEnv};
+use super::{DomainPaths, NetPlan, StartEnv};
 use crate::command::{self, FdRequest, QemuCommand};
 use crate::monitor::{EventReceiver, Monitor, MonitorError};
 use crate::storage::ResolvedVolume;
@@ -39,6 +39,7 @@ pub struct PreparedDomain {
     paths: DomainPaths,
     master_key: [u8; 32],
     command: QemuCommand,
+    nets: Vec<NetPlan>,
 }
 
 /// Prepares domain `persistent` to run as `id`: copies it into the live
@@ -53,10 +54,20 @@ pub fn prepare_domain(
     id: i32,
     env: &StartEnv,
     volumes: &[ResolvedVolume],
+    nets: &[NetPlan],
 ) -> Result<PreparedDomain, VirtError> {
     let mut def = persistent.clone();
     def.id = Some(id);
     command::alias::assign(&mut def);
+    let mut i = 0;
+    for d in &mut def.devices {
+        if let common::domain::Device::Interface(net) = d {
+            if let Some(p) = nets.iter().find(|p| p.index == i) {
+                net.target_dev = Some(p.tap.clone());
+            }
+            i += 1;
+        }
+    }
     crate::storage::apply(&mut def, volumes);
     if let Some((pool, vol)) = crate::storage::volumes_of(&def)
         .into_iter()
@@ -88,6 +99,7 @@ pub fn prepare_domain(
         paths,
         master_key,
         command,
+        nets: nets.to_vec(),
     })
 }
 
@@ -162,10 +174,40 @@ impl PreparedDomain {
                     let l = bind(&p, &mut guard)?;
                     fds.push((*fd, l.into()));
                 }
-                FdRequest::Tap { .. } | FdRequest::Vhost { .. } => {
+                FdRequest::Tap { fd, index } => {
+                    let plan = self
+                        .nets
+                        .iter()
+                        .find(|p| p.index == *index)
+                        .ok_or_else(|| {
+                            err(
+                                ErrorCode::InternalError,
+                                format!(
+                                    "internal error: no host side planned for interface {index}"
+                                ),
+                            )
+                        })?;
+                    let (mac, virtio) = self
+                        .def
+                        .devices
+                        .iter()
+                        .filter_map(|d| match d {
+                            common::domain::Device::Interface(n) => Some(n),
+                            _ => None,
+                        })
+                        .nth(*index)
+                        .map(|n| (n.mac.0, n.is_virtio()))
+                        .unwrap_or_default();
+                    let t = super::tap::create(&plan.tap, mac, plan.bridge.as_deref(), virtio)
+                        .map_err(|e| {
+                            sys(format_args!("Unable to create tap device {}", plan.tap), &e)
+                        })?;
+                    fds.push((*fd, t.fd));
+                }
+                FdRequest::Vhost { .. } => {
                     return Err(err(
                         ErrorCode::ConfigUnsupported,
-                        "unsupported configuration: interfaces that need a tap device are not supported yet",
+                        "unsupported configuration: vhost-net is not available",
                     ));
                 }
             }
