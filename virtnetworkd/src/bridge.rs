@@ -239,23 +239,78 @@ fn enable_forwarding(def: &NetworkDef) -> Result<(), BridgeError> {
     Ok(())
 }
 
-/// Deletes the bridge of `def` (its addresses and routes go with it).
-/// A bridge that is already gone is not an error.
+/// The prefix of bridges being deleted in the background.
+pub const DELETING_PREFIX: &str = "virtdel";
+
+/// Takes the bridge of `def` away: down, renamed to `virtdelXXXXXXXX`
+/// (its name is free again at once), then deleted on a thread of its
+/// own. Deleting a link waits for the kernel's RCU barrier (about 40 ms
+/// here), most of a network's destroy time otherwise; down, the bridge
+/// carries no traffic and routes nothing meanwhile. A bridge that is
+/// already gone is not an error.
 ///
 /// # Errors
-/// The kernel refuses.
+/// The kernel refuses to take it down or rename it.
 pub fn teardown(def: &NetworkDef) -> Result<(), BridgeError> {
     let name = bridge_name(def)?;
-    match netlink::ifindex(name) {
-        None => Ok(()),
-        Some(i) => match netlink::delete_link(i) {
-            Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(nix::libc::ENODEV) => Ok(()),
-            Err(e) => Err(BridgeError::Netlink {
-                what: format!("Unable to delete bridge {name}"),
-                source: e,
-            }),
-        },
+    let Some(index) = netlink::ifindex(name) else {
+        return Ok(());
+    };
+    let gone = |e: &std::io::Error| e.raw_os_error() == Some(nix::libc::ENODEV);
+    match netlink::set_down(index) {
+        Ok(()) => {}
+        Err(e) if gone(&e) => return Ok(()),
+        Err(e) => return Err(nl(format!("Unable to set bridge {name} down"))(e)),
+    }
+    let mut r = [0u8; 4];
+    common::xml::values::os_random(&mut r);
+    let tmp = format!("{DELETING_PREFIX}{:08x}", u32::from_ne_bytes(r));
+    if let Err(e) = netlink::rename(index, &tmp) {
+        if gone(&e) {
+            return Ok(());
+        }
+        // Not renamed: delete it here and now.
+        tracing::debug!(bridge = name, "cannot rename for deletion: {e}");
+        return delete_now(index, name);
+    }
+    std::thread::spawn(move || {
+        if let Err(e) = delete_now(index, &tmp) {
+            tracing::error!("{e}");
+        }
+    });
+    Ok(())
+}
+
+fn delete_now(index: i32, name: &str) -> Result<(), BridgeError> {
+    match netlink::delete_link(index) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ENODEV) => Ok(()),
+        Err(e) => Err(BridgeError::Netlink {
+            what: format!("Unable to delete bridge {name}"),
+            source: e,
+        }),
+    }
+}
+
+/// Deletes bridges a previous daemon left half-deleted (renamed by
+/// [`teardown`], killed before the deletion finished).
+pub fn sweep_deleting() {
+    let Ok(rd) = std::fs::read_dir("/sys/class/net") else {
+        return;
+    };
+    for e in rd.flatten() {
+        let Some(n) = e.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if let Some(hex) = n.strip_prefix(DELETING_PREFIX)
+            && hex.len() == 8
+            && hex.chars().all(|c| c.is_ascii_hexdigit())
+            && let Some(i) = netlink::ifindex(&n)
+        {
+            std::thread::spawn(move || {
+                let _ = delete_now(i, &n);
+            });
+        }
     }
 }
 

@@ -150,6 +150,7 @@ impl NetworkDriver {
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| crate::firewall::DEFAULT_TABLE.to_owned());
         let driver = Arc::new(NetworkDriver::with_dirs(dirs, &table));
+        crate::bridge::sweep_deleting();
         driver.load_definitions();
         driver.adopt_running().await;
         driver.autostart_once().await;

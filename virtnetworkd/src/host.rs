@@ -104,7 +104,9 @@ impl Host {
         } else {
             Vec::new()
         };
+        let t0 = std::time::Instant::now();
         bridge::setup(def).map_err(host_error)?;
+        let t_bridge = t0.elapsed();
         let child = if needs_dnsmasq(def) {
             match self.dnsmasq.spawn(def) {
                 Ok(c) => Some(c),
@@ -117,8 +119,18 @@ impl Host {
             None
         };
         // The rules go in while dnsmasq starts up.
+        let t_spawn = t0.elapsed();
         let fw = self.firewall.add(&wanted_rules);
+        let t_fw = t0.elapsed();
         let dns = child.map(|c| self.dnsmasq.finish_start(def, c));
+        tracing::debug!(
+            network = %def.name,
+            bridge_us = t_bridge.as_micros(),
+            spawn_us = t_spawn.as_micros(),
+            rules_us = t_fw.as_micros(),
+            dnsmasq_us = t0.elapsed().as_micros(),
+            "host side started"
+        );
         match fw {
             Ok(h) => rt.rules = h,
             Err(e) => {
@@ -147,23 +159,45 @@ impl Host {
         self.stop(def, rt);
     }
 
-    /// Stops `def` on the host: dnsmasq, rules, bridge. Never fails;
-    /// problems are logged.
+    /// Stops `def` on the host: dnsmasq, rules and bridge, the three at
+    /// once (none needs another gone first). Never fails; problems are
+    /// logged.
     pub fn stop(&self, def: &NetworkDef, rt: &Runtime) {
         if kind(def) != Kind::Managed {
             return;
         }
-        if let Some(p) = &rt.dnsmasq
-            && let Err(e) = self.dnsmasq.stop(&def.name, p)
-        {
-            tracing::error!(network = %def.name, "cannot stop dnsmasq: {e}");
-        }
-        if let Err(e) = self.firewall.remove(&rt.rules) {
-            tracing::error!(network = %def.name, "cannot remove firewall rules: {e}");
-        }
-        if let Err(e) = bridge::teardown(def) {
-            tracing::error!(network = %def.name, "{e}");
-        }
+        let t0 = std::time::Instant::now();
+        std::thread::scope(|s| {
+            let dns = rt.dnsmasq.as_ref().map(|p| {
+                s.spawn(move || {
+                    if let Err(e) = self.dnsmasq.stop(&def.name, p) {
+                        tracing::error!(network = %def.name, "cannot stop dnsmasq: {e}");
+                    }
+                    t0.elapsed()
+                })
+            });
+            let fw = (!rt.rules.is_empty()).then(|| {
+                s.spawn(move || {
+                    if let Err(e) = self.firewall.remove(&rt.rules) {
+                        tracing::error!(network = %def.name, "cannot remove firewall rules: {e}");
+                    }
+                    t0.elapsed()
+                })
+            });
+            if let Err(e) = bridge::teardown(def) {
+                tracing::error!(network = %def.name, "{e}");
+            }
+            let t_bridge = t0.elapsed();
+            let t_dns = dns.and_then(|h| h.join().ok());
+            let t_fw = fw.and_then(|h| h.join().ok());
+            tracing::debug!(
+                network = %def.name,
+                bridge_us = t_bridge.as_micros(),
+                dnsmasq_us = t_dns.map(|t| t.as_micros()),
+                rules_us = t_fw.map(|t| t.as_micros()),
+                "host side stopped"
+            );
+        });
     }
 
     /// Checks what a status file says runs, after a daemon restart:

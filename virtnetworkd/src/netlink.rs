@@ -252,6 +252,24 @@ pub fn set_up(index: i32) -> io::Result<()> {
     request(Msg::new(RTM_NEWLINK, 0, &ifinfomsg(index, IFF_UP, IFF_UP)))
 }
 
+/// Sets a link down.
+///
+/// # Errors
+/// From the kernel.
+pub fn set_down(index: i32) -> io::Result<()> {
+    request(Msg::new(RTM_NEWLINK, 0, &ifinfomsg(index, 0, IFF_UP)))
+}
+
+/// Renames a link (it must be down).
+///
+/// # Errors
+/// From the kernel (`EEXIST` when the name is taken, `EBUSY` when up).
+pub fn rename(index: i32, name: &str) -> io::Result<()> {
+    let mut m = Msg::new(RTM_NEWLINK, 0, &ifinfomsg(index, 0, 0));
+    m.attr_str(IFLA_IFNAME, name);
+    request(m)
+}
+
 /// Deletes a link (its addresses and routes go with it).
 ///
 /// # Errors
