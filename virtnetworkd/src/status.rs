@@ -14,9 +14,12 @@
 //! </networkstatus>
 //! ```
 //!
-//! Written atomically (`common::fsutil::write_atomic`) before a start
-//! reports success and after every live change; removed when the network
-//! stops. Blocking file I/O.
+//! Written atomically before a start reports success and after every live
+//! change (a temporary file renamed over the old one, so a killed daemon
+//! leaves the old or the new file, never a mix); removed when the network
+//! stops. Not `fsync`ed: the run directory is a tmpfs that a power loss
+//! empties anyway, and on a disk the syncs would cost a start several
+//! milliseconds for nothing. Blocking file I/O.
 
 use std::path::{Path, PathBuf};
 
@@ -68,6 +71,46 @@ pub enum StatusError {
         /// Why.
         msg: String,
     },
+}
+
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Replaces `path` with `bytes` (temporary file `.<name>.<pid>.<n>.tmp`,
+/// which `fsutil::remove_stale_temps` cleans up, renamed over it).
+fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| std::io::Error::other("status file without a name"))?;
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}.{n}{}",
+        std::process::id(),
+        fsutil::TEMP_SUFFIX
+    ));
+    let r = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+fn remove_file(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// The directory of the status files.
@@ -194,7 +237,7 @@ impl StatusStore {
             source,
         };
         std::fs::create_dir_all(&self.dir).map_err(err)?;
-        fsutil::write_atomic(&path, format(st).as_bytes()).map_err(err)
+        replace_file(&path, format(st).as_bytes()).map_err(err)
     }
 
     /// Removes the status file of `name` (missing is fine).
@@ -203,9 +246,7 @@ impl StatusStore {
     /// It exists but cannot be removed.
     pub fn remove(&self, name: &str) -> Result<(), StatusError> {
         let path = self.file(name);
-        fsutil::remove_durable(&path)
-            .map(|_| ())
-            .map_err(|source| StatusError::Write { path, source })
+        remove_file(&path).map_err(|source| StatusError::Write { path, source })
     }
 
     /// Every status file: name from the file name, and its content or
@@ -254,7 +295,7 @@ impl StatusStore {
             source,
         };
         std::fs::create_dir_all(&dir).map_err(err)?;
-        fsutil::write_atomic(&path, port.to_xml().as_bytes()).map_err(err)
+        replace_file(&path, port.to_xml().as_bytes()).map_err(err)
     }
 
     /// Removes a port file.
@@ -263,9 +304,7 @@ impl StatusStore {
     /// It exists but cannot be removed.
     pub fn remove_port(&self, net: &str, uuid: &str) -> Result<(), StatusError> {
         let path = self.ports_dir(net).join(format!("{uuid}.xml"));
-        fsutil::remove_durable(&path)
-            .map(|_| ())
-            .map_err(|source| StatusError::Write { path, source })
+        remove_file(&path).map_err(|source| StatusError::Write { path, source })
     }
 
     /// Removes every port of `net`.
