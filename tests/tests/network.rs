@@ -633,7 +633,56 @@ async fn isolated_routed_open_and_ipv6() {
     );
     assert!(!r.iter().any(|l| l.contains("masquerade")));
     // DNS only, no DHCP: dnsmasq all the same.
-    assert!(env.dnsmasq_pid("routed").is_some());
+    let routed_pid = env.dnsmasq_pid("routed").expect("dnsmasq for DNS");
+    // A DNS host added live: the hosts file is re-read (same dnsmasq);
+    // a TXT record needs a restart (a new dnsmasq).
+    let update = |section: pb::NetworkSection, xml: &str| pb::UpdateNetworkRequest {
+        network: by_name("routed"),
+        command: pb::NetworkUpdateCommand::AddLast as i32,
+        section: section as i32,
+        parent_index: -1,
+        xml: xml.to_owned(),
+        live: true,
+        config: false,
+    };
+    c.update_network(update(
+        pb::NetworkSection::DnsHost,
+        &format!(
+            "<host ip='{}'><hostname>db</hostname></host>",
+            env.names.host(1, 9)
+        ),
+    ))
+    .await
+    .expect("dns host");
+    assert_eq!(env.dnsmasq_pid("routed"), Some(routed_pid));
+    let addn = std::fs::read_to_string(
+        env.root
+            .paths()
+            .driver_state_dir("dnsmasq")
+            .join("routed.addnhosts"),
+    )
+    .expect("addnhosts");
+    assert_eq!(addn, format!("{}\tdb\t\n", env.names.host(1, 9)));
+    c.update_network(update(
+        pb::NetworkSection::DnsTxt,
+        "<txt name='k' value='v'/>",
+    ))
+    .await
+    .expect("txt");
+    let new_pid = env.dnsmasq_pid("routed").expect("dnsmasq");
+    assert_ne!(new_pid, routed_pid);
+    assert!(wait_until(Duration::from_secs(3), || !alive(routed_pid)).await);
+    // Live only: the definition file does not have it.
+    let inactive = c
+        .get_network_xml(pb::GetNetworkXmlRequest {
+            network: by_name("routed"),
+            inactive: true,
+        })
+        .await
+        .expect("xml")
+        .into_inner()
+        .xml;
+    assert!(!inactive.contains("<txt"), "{inactive}");
 
     define(
         &mut c,

@@ -157,3 +157,36 @@ async fn bad_definitions_write_nothing() {
     assert_eq!(e.code, ErrorCode::ConfigUnsupported);
     assert!(!tmp.path().join("etc/network/x.xml").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_defines_admit_one_uuid_and_one_bridge() {
+    let (tmp, d) = driver();
+    let d = Arc::new(d);
+    let mut tasks = Vec::new();
+    for i in 0..8u8 {
+        let d = d.clone();
+        tasks.push(tokio::spawn(async move {
+            let uuid = format!("c7a5fdbd-edaf-9455-926a-d65c16db18{i:02}");
+            // Different names, one bridge name: only one may have it.
+            let a = d
+                .define_xml(&net_xml(&format!("b{i}"), &uuid, Some("vbr-race0")), false)
+                .await;
+            // One name, different UUIDs.
+            let uuid2 = format!("d7a5fdbd-edaf-9455-926a-d65c16db18{i:02}");
+            let b = d.define_xml(&net_xml("same", &uuid2, None), false).await;
+            (a.is_ok(), b.is_ok())
+        }));
+    }
+    let (mut a, mut b) = (0, 0);
+    for t in tasks {
+        let (x, y) = t.await.expect("task");
+        a += usize::from(x);
+        b += usize::from(y);
+    }
+    assert_eq!((a, b), (1, 1));
+    let files = std::fs::read_dir(tmp.path().join("etc/network"))
+        .expect("dir")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some()))
+        .count();
+    assert_eq!(files, 2);
+}
