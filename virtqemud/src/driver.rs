@@ -114,6 +114,8 @@ pub struct QemuDriver {
     next_id: AtomicI32,
     /// virtstoraged, for volume disks (`None` in unit tests).
     storage: Option<crate::storage::StorageClient>,
+    /// virtnetworkd, for NICs on networks (`None` in unit tests).
+    network: Option<crate::network::NetworkClient>,
 }
 
 fn internal(msg: impl std::fmt::Display) -> VirtError {
@@ -218,6 +220,7 @@ impl QemuDriver {
         driver.hooks = hooks;
         driver.env = env;
         driver.storage = Some(crate::storage::StorageClient::new(paths, true));
+        driver.network = Some(crate::network::NetworkClient::new(paths, true));
         let driver = Arc::new(driver);
         driver.load_definitions();
         driver.reconnect_all().await;
@@ -237,6 +240,7 @@ impl QemuDriver {
             env: None,
             next_id: AtomicI32::new(1),
             storage: None,
+            network: None,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod domain_obj;
 pub mod driver;
 pub mod hooks;
 pub mod monitor;
+pub mod network;
 pub mod persist;
 pub mod process;
 pub mod service;

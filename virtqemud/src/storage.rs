@@ -112,7 +112,7 @@ impl StorageClient {
             Ok(c) => c,
             Err(first) => {
                 if self.spawn {
-                    spawn_virtstoraged();
+                    spawn_sibling("virtstoraged");
                 }
                 self.connect_until(wait).await.map_err(|e| {
                     err(
@@ -154,25 +154,7 @@ impl StorageClient {
     /// Waits, at most `bound`, until virtstoraged answers its health
     /// check (it has finished initialising and autostarting pools).
     pub async fn wait_ready(&self, bound: Duration) -> bool {
-        let deadline = Instant::now() + bound;
-        loop {
-            if let Ok(c) = common::client::connect_unix(&self.socket).await {
-                let mut h = tonic_health::pb::health_client::HealthClient::new(c);
-                let req = tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                };
-                if let Ok(r) = h.check(req).await
-                    && r.into_inner().status
-                        == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-                {
-                    return true;
-                }
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_healthy(&self.socket, bound).await
     }
 
     /// Resolves volume `vol` of pool `pool`.
@@ -262,21 +244,46 @@ fn parse_volume(pool: &str, vol: &str, xml: &str) -> Result<ResolvedVolume, Virt
     })
 }
 
-/// Starts `virtstoraged` from our own directory, detached (its own
-/// session), with our environment (so the same `VIRT_ROOT`).
-fn spawn_virtstoraged() {
-    let Some(bin) = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("virtstoraged")))
-        .filter(|p| p.is_file())
-    else {
-        tracing::warn!("virtstoraged is not next to virtqemud: not starting it");
-        return;
-    };
-    start_detached(&bin);
+/// Waits, at most `bound`, until the daemon on `socket` answers its
+/// health check as serving.
+pub async fn wait_healthy(socket: &Path, bound: Duration) -> bool {
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Ok(c) = common::client::connect_unix(socket).await {
+            let mut h = tonic_health::pb::health_client::HealthClient::new(c);
+            let req = tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            };
+            if let Ok(r) = h.check(req).await
+                && r.into_inner().status
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            {
+                return true;
+            }
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
-fn start_detached(bin: &Path) {
+/// Starts daemon `name` (`virtstoraged`, `virtnetworkd`) from our own
+/// directory, detached (its own session), with our environment (so the
+/// same `VIRT_ROOT`).
+pub fn spawn_sibling(name: &str) {
+    let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .filter(|p| p.is_file())
+    else {
+        tracing::warn!("{name} is not next to virtqemud: not starting it");
+        return;
+    };
+    start_detached(&bin, name);
+}
+
+fn start_detached(bin: &Path, name: &str) {
     use std::os::unix::process::CommandExt;
     let mut c = std::process::Command::new(bin);
     c.stdin(std::process::Stdio::null())
@@ -292,7 +299,7 @@ fn start_detached(bin: &Path) {
     }
     match c.spawn() {
         Ok(mut child) => {
-            tracing::info!(pid = child.id(), "started virtstoraged");
+            tracing::info!(pid = child.id(), "started {name}");
             // Reap it when it exits (it may idle out).
             std::thread::spawn(move || {
                 let _ = child.wait();

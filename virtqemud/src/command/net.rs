@@ -40,7 +40,7 @@ pub fn build(b: &Builder<'_>, args: &mut Args) -> Result<()> {
         let backend = match &net.source {
             NetSource::User { .. } => Props::new().s("type", "user"),
             NetSource::Ethernet => tap(&mut tap_fd),
-            NetSource::Bridge { .. } => tap(&mut bridge_fd),
+            NetSource::Bridge { .. } | NetSource::Network { .. } => tap(&mut bridge_fd),
             _ => {
                 return Err(BuildError::Unsupported(format!(
                     "interface type '{}'",

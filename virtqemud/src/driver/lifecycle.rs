@@ -238,13 +238,26 @@ impl QemuDriver {
             Some(s) if !crate::storage::volumes_of(def).is_empty() => s.resolve_all(def).await?,
             _ => Vec::new(),
         };
-        let nets = plan_nets(def)?;
-        let id = self.next_id();
-        let prepared = start::prepare_domain(def, id, env, &volumes, &nets)?;
-        let host = prepared.prepare_host()?;
-        let launched = host.launch()?;
-        let connected = launched.connect(MONITOR_TIMEOUT).await?;
-        let started = connected.finish(paused).await?;
+        let ports = self.create_ports(def).await?;
+        let launched = async {
+            let mut with_ports = (**def).clone();
+            crate::network::apply(&mut with_ports, &ports);
+            let nets = plan_nets(&with_ports, &ports)?;
+            let id = self.next_id();
+            let prepared = start::prepare_domain(&with_ports, id, env, &volumes, &nets)?;
+            let host = prepared.prepare_host()?;
+            let launched = host.launch()?;
+            let connected = launched.connect(MONITOR_TIMEOUT).await?;
+            connected.finish(paused).await
+        }
+        .await;
+        let started = match launched {
+            Ok(s) => s,
+            Err(e) => {
+                self.release_ports(&ports).await;
+                return Err(e);
+            }
+        };
         let start::Started {
             def: live,
             id,
@@ -307,6 +320,61 @@ impl QemuDriver {
         }
         self.spawn_watcher(obj.clone(), rt, events);
         Ok(ident)
+    }
+
+    /// A port on its network for each `type='network'` NIC of `def`; on
+    /// failure the ones created are released.
+    async fn create_ports(
+        &self,
+        def: &DomainDef,
+    ) -> Result<Vec<crate::network::NicPort>, VirtError> {
+        let nics = crate::network::network_nics(def);
+        if nics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(client) = self.network.as_ref() else {
+            return Err(internal("no network driver"));
+        };
+        let mut ports = Vec::new();
+        for (index, network, mac, _) in nics {
+            match client
+                .create_port(def, index, &network, &mac, None, false)
+                .await
+            {
+                Ok(p) => ports.push(p),
+                Err(e) => {
+                    self.release_ports(&ports).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(ports)
+    }
+
+    /// Releases the ports of a stopped domain, in the background (the stop
+    /// itself is synchronous).
+    fn release_ports_of(&self, ports: &[(String, String)]) {
+        if ports.is_empty() {
+            return;
+        }
+        let Some(client) = self.network.clone() else {
+            return;
+        };
+        let ports = ports.to_vec();
+        tokio::spawn(async move {
+            for (net, uuid) in ports {
+                client.delete_port(&net, &uuid).await;
+            }
+        });
+    }
+
+    /// Releases ports (a failed start, a stop).
+    async fn release_ports(&self, ports: &[crate::network::NicPort]) {
+        if let Some(client) = self.network.as_ref() {
+            for p in ports {
+                client.delete_port(&p.network, &p.uuid).await;
+            }
+        }
     }
 
     fn next_id(&self) -> i32 {
@@ -400,8 +468,9 @@ impl QemuDriver {
     /// Runs once per process: later calls for the same runtime do nothing.
     /// The caller holds the job.
     pub(super) fn process_stopped(&self, obj: &DomainObj, rt: &Arc<Runtime>) {
-        let (ident, why, transient, uuid, name) = {
+        let (ident, why, transient, uuid, name, ports) = {
             let mut st = obj.lock();
+            let ports = live_ports(&st.def);
             match &st.runtime {
                 Some(cur) if Arc::ptr_eq(cur, rt) => {}
                 _ => return,
@@ -426,10 +495,18 @@ impl QemuDriver {
                 LifecycleEvent::Stopped,
                 why.stopped_detail(),
             ));
-            (ident, why, transient, st.def.uuid.0, st.def.name.clone())
+            (
+                ident,
+                why,
+                transient,
+                st.def.uuid.0,
+                st.def.name.clone(),
+                ports,
+            )
         };
         rt.reap();
         start::cleanup_host(&rt.paths);
+        self.release_ports_of(&ports);
         if let Some(env) = &self.env {
             let _io = obj.status_io.lock().unwrap_or_else(PoisonError::into_inner);
             status::remove(&env.status_file(&name));
@@ -950,6 +1027,14 @@ impl QemuDriver {
     }
 }
 
+/// The (network, port UUID) of the NICs of a live definition.
+fn live_ports(def: &DomainDef) -> Vec<(String, String)> {
+    crate::network::network_nics(def)
+        .into_iter()
+        .filter_map(|(_, net, _, portid)| portid.map(|p| (net, p)))
+        .collect()
+}
+
 /// Where automatic tap names (`vnetN`) continue from.
 static TAP_HINT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
@@ -960,7 +1045,10 @@ static TAP_HINT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::ne
 /// # Errors
 /// A bridge that does not exist; a `type='network'` NIC (needs a port
 /// from virtnetworkd).
-fn plan_nets(def: &DomainDef) -> Result<Vec<crate::process::NetPlan>, VirtError> {
+fn plan_nets(
+    def: &DomainDef,
+    ports: &[crate::network::NicPort],
+) -> Result<Vec<crate::process::NetPlan>, VirtError> {
     use common::domain::Device;
     use common::domain::device::interface::NetSource;
     let mut out = Vec::new();
@@ -982,6 +1070,10 @@ fn plan_nets(def: &DomainDef) -> Result<Vec<crate::process::NetPlan>, VirtError>
                 Some(b)
             }
             NetSource::Ethernet => None,
+            NetSource::Network { .. } => match ports.iter().find(|p| p.index == index) {
+                Some(p) => Some(p.bridge.clone()),
+                None => return Err(internal(format!("no port for interface {index}"))),
+            },
             _ => continue,
         };
         let tap = match &n.target_dev {

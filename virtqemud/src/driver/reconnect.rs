@@ -49,6 +49,9 @@ impl QemuDriver {
             };
             if let Some(obj) = self.adopt(&name, &st) {
                 adopted.push(st.pid);
+                if !crate::network::network_nics(&obj.lock().def).is_empty() {
+                    tokio::spawn(self.clone().reclaim_ports(obj.clone()));
+                }
                 if !crate::storage::volumes_of(&obj.lock().def).is_empty() {
                     obj.lock().volumes_unresolved = true;
                     tokio::spawn(self.clone().resolve_adopted(obj.clone()));
@@ -321,6 +324,61 @@ impl QemuDriver {
                     delay = (delay * 2).min(Duration::from_secs(30));
                 }
             }
+        }
+    }
+
+    /// Registers the ports of an adopted domain's network NICs again
+    /// (`reclaim`) once virtnetworkd answers (bounded wait): a port it
+    /// still has is kept, one it lost (the network was destroyed and
+    /// started, or its state lost) is created anew with the same UUID.
+    /// Failures are logged and retried; the guest is never touched.
+    async fn reclaim_ports(self: Arc<Self>, obj: Arc<DomainObj>) {
+        let Some(client) = self.network.clone() else {
+            return;
+        };
+        if !client.wait_ready(STORAGE_WAIT).await {
+            tracing::warn!(
+                "virtnetworkd did not answer within {STORAGE_WAIT:?}; reclaiming ports anyway"
+            );
+        }
+        let mut delay = RETRY_FIRST;
+        loop {
+            let def = {
+                let st = obj.lock();
+                if st.runtime.is_none() {
+                    return;
+                }
+                st.def.clone()
+            };
+            let mut failed = None;
+            for (index, network, mac, portid) in crate::network::network_nics(&def) {
+                let r = client
+                    .create_port(&def, index, &network, &mac, portid.as_deref(), true)
+                    .await;
+                match r {
+                    Ok(_) => {}
+                    Err(e) if e.code == common::ErrorCode::NetworkPortExist => {}
+                    Err(e) => failed = Some(e),
+                }
+            }
+            let Some(e) = failed else {
+                tracing::info!(domain = %def.name, "network ports reclaimed after reconnect");
+                return;
+            };
+            tracing::warn!(
+                domain = %def.name,
+                "cannot reclaim the network ports of running domain '{}': {}; it keeps running, retrying in {delay:?}",
+                def.name,
+                e.message
+            );
+            let Some(rt) = obj.lock().runtime.clone() else {
+                return;
+            };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = rt.pidfd.exited() => return,
+            }
+            delay = (delay * 2).min(Duration::from_secs(30));
         }
     }
 

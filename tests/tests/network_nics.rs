@@ -1,0 +1,188 @@
+//! Domain NICs on virtual networks (`<interface type='network'>`):
+//! virtqemud takes a port from virtnetworkd, puts the tap on the
+//! network's bridge, releases the port when the domain stops, and
+//! reclaims it after its own restart.
+
+use std::time::Duration;
+
+use proto::domain::v1 as pb;
+use proto::network::v1 as npb;
+use tests::guest::{GuestKind, UP_LINE, build_image};
+use tests::{Daemon, SocketKind, TestRoot, wait_until, wait_until_async};
+
+/// Kills QEMUs of the root and removes the bridge when dropped.
+struct Cleanup<'a>(&'a TestRoot, String);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let needle = self.0.path().display().to_string();
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for e in dir.flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                    continue;
+                };
+                let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                    continue;
+                };
+                let cmd = String::from_utf8_lossy(&cmd);
+                if (cmd.contains("qemu-system") || cmd.contains("dnsmasq")) && cmd.contains(&needle)
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.1])
+            .status();
+    }
+}
+
+fn net_ref(n: &str) -> Option<npb::NetworkRef> {
+    Some(npb::NetworkRef {
+        by: Some(npb::network_ref::By::Name(n.to_owned())),
+    })
+}
+
+fn dom_ref(n: &str) -> Option<pb::DomainRef> {
+    Some(pb::DomainRef {
+        by: Some(pb::domain_ref::By::Name(n.to_owned())),
+    })
+}
+
+async fn ports(netd: &Daemon) -> usize {
+    netd.network(SocketKind::ReadWrite)
+        .await
+        .list_all_ports(npb::ListAllPortsRequest {
+            network: net_ref("lan"),
+        })
+        .await
+        .expect("ports")
+        .into_inner()
+        .ports
+        .len()
+}
+
+#[tokio::test]
+async fn a_network_nic_gets_a_port_and_a_tap_on_the_bridge() {
+    let root = TestRoot::new();
+    let tag: String = root
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .rev()
+        .take(7)
+        .collect();
+    let bridge = format!("vnn{tag}");
+    let _cleanup = Cleanup(&root, bridge.clone());
+    let third = 16 + (tag.bytes().map(u32::from).sum::<u32>() % 200);
+    let netd = Daemon::start("virtnetworkd", &root).await;
+    let mut n = netd.network(SocketKind::ReadWrite).await;
+    n.define_network(npb::DefineNetworkRequest {
+        xml: format!(
+            "<network><name>lan</name><bridge name='{bridge}'/>\
+             <ip address='172.30.{third}.1' prefix='24'/></network>"
+        ),
+        validate: false,
+    })
+    .await
+    .expect("define network");
+    n.start_network(npb::StartNetworkRequest {
+        network: net_ref("lan"),
+    })
+    .await
+    .expect("start network");
+
+    let mut qemud = Daemon::start("virtqemud", &root).await;
+    let image = root.path().join("vm.img");
+    build_image(&image, GuestKind::IgnoresPowerButton).expect("image");
+    let serial = root.path().join("vm.serial");
+    let xml = format!(
+        "<domain type='qemu'><name>vm</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='q35'>hvm</type><boot dev='hd'/></os><features><acpi/></features>\
+         <devices><disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/>\
+         <target dev='sda' bus='sata'/></disk>\
+         <interface type='network'><mac address='52:54:00:aa:cc:01'/><source network='lan'/><model type='virtio'/></interface>\
+         <serial type='file'><source path='{}'/><target port='0'/></serial><memballoon model='none'/></devices></domain>",
+        image.display(),
+        serial.display()
+    );
+    let mut c = qemud.domain(SocketKind::ReadWrite).await;
+    c.define_xml(pb::DefineXmlRequest {
+        xml,
+        validate: true,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("define: {}", e.message()));
+    c.start(pb::StartRequest {
+        domain: dom_ref("vm"),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("start: {}", e.message()));
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_to_string(&serial)
+            .unwrap_or_default()
+            .contains(UP_LINE))
+        .await
+    );
+    let live = c
+        .get_xml(pb::GetXmlRequest {
+            domain: dom_ref("vm"),
+            ..Default::default()
+        })
+        .await
+        .expect("xml")
+        .into_inner()
+        .xml;
+    let iface = live
+        .split("<interface type='network'>")
+        .nth(1)
+        .expect("nic");
+    assert!(iface.contains("portid='"), "{live}");
+    let tap = iface
+        .split("<target dev='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("tap")
+        .to_owned();
+    let master = std::fs::read_link(format!("/sys/class/net/{tap}/master")).expect("on a bridge");
+    assert_eq!(
+        master.file_name().map(|n| n.to_string_lossy().into_owned()),
+        Some(bridge.clone())
+    );
+    assert_eq!(ports(&netd).await, 1, "one port while it runs");
+
+    // virtqemud restarts: the port is reclaimed, the domain keeps its tap.
+    qemud.kill9();
+    let qemud = Daemon::start("virtqemud", &root).await;
+    assert!(
+        wait_until(Duration::from_secs(10), || qemud
+            .output()
+            .contains("network ports reclaimed"))
+        .await,
+        "{}",
+        qemud.output()
+    );
+    assert_eq!(ports(&netd).await, 1);
+    let mut c = qemud.domain(SocketKind::ReadWrite).await;
+    c.destroy(pb::DestroyRequest {
+        domain: dom_ref("vm"),
+        ..Default::default()
+    })
+    .await
+    .expect("destroy");
+    assert!(
+        wait_until_async(Duration::from_secs(5), || async { ports(&netd).await == 0 }).await,
+        "the port is released when the domain stops"
+    );
+    n.destroy_network(npb::DestroyNetworkRequest {
+        network: net_ref("lan"),
+    })
+    .await
+    .expect("destroy network");
+}

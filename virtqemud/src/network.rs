@@ -1,0 +1,236 @@
+//! NICs on virtual networks (`<interface type='network'>`), through
+//! virtnetworkd's ports (libvirt's `virNetworkPort*`): at start a port is
+//! created for each such NIC (owner, MAC) and its `<plug>` names the
+//! bridge the tap joins; the port's UUID goes into the live definition
+//! (`portid`); at stop the port is deleted; after a virtqemud restart the
+//! ports of adopted domains are looked up again (and re-created with
+//! `reclaim` when the network lost them). virtnetworkd is reached lazily
+//! and started next to virtqemud when it does not answer, as virtstoraged.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::domain::device::interface::NetSource;
+use common::domain::{Device, DomainDef};
+use common::paths::{Paths, SocketKind};
+use common::{ErrorCode, ErrorDomain, VirtError};
+use proto::network::v1 as npb;
+use proto::network::v1::network_service_client::NetworkServiceClient;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+/// A port a NIC holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NicPort {
+    /// The NIC's position among the domain's interfaces.
+    pub index: usize,
+    /// The network.
+    pub network: String,
+    /// The port's UUID.
+    pub uuid: String,
+    /// The bridge the tap joins.
+    pub bridge: String,
+}
+
+/// virtnetworkd, as a client of it. Clones share the connection.
+#[derive(Clone, Debug)]
+pub struct NetworkClient {
+    socket: PathBuf,
+    spawn: bool,
+    channel: std::sync::Arc<Mutex<Option<Channel>>>,
+}
+
+fn err(code: ErrorCode, msg: String) -> VirtError {
+    VirtError::new(code, ErrorDomain::Network, msg)
+}
+
+fn status_err(what: &str, s: &tonic::Status) -> VirtError {
+    let e = VirtError::from_status(s);
+    VirtError::new(e.code, e.domain, format!("{what}: {}", e.message))
+}
+
+impl NetworkClient {
+    /// A client of the virtnetworkd of `paths`; `spawn`: start it when it
+    /// does not answer.
+    pub fn new(paths: &Paths, spawn: bool) -> NetworkClient {
+        NetworkClient {
+            socket: paths.socket("virtnetworkd", SocketKind::ReadWrite),
+            spawn,
+            channel: std::sync::Arc::new(Mutex::new(None)),
+        }
+    }
+
+    async fn client(&self) -> Result<NetworkServiceClient<Channel>, VirtError> {
+        let mut ch = self.channel.lock().await;
+        if let Some(c) = ch.as_ref() {
+            return Ok(NetworkServiceClient::new(c.clone()));
+        }
+        let c = match common::client::connect_unix(&self.socket).await {
+            Ok(c) => c,
+            Err(first) => {
+                if self.spawn {
+                    crate::storage::spawn_sibling("virtnetworkd");
+                }
+                let deadline = Instant::now() + Duration::from_secs(5);
+                loop {
+                    match common::client::connect_unix(&self.socket).await {
+                        Ok(c) => break c,
+                        Err(e) if Instant::now() >= deadline => {
+                            return Err(err(
+                                ErrorCode::OperationFailed,
+                                format!(
+                                    "operation failed: cannot reach the network daemon at '{}': {first}; {e}",
+                                    self.socket.display()
+                                ),
+                            ));
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+            }
+        };
+        *ch = Some(c.clone());
+        Ok(NetworkServiceClient::new(c))
+    }
+
+    async fn reset(&self) {
+        *self.channel.lock().await = None;
+    }
+
+    /// Creates a port on `network` for NIC `index` of `def` (owner: the
+    /// domain, MAC: the NIC's); `reclaim` re-registers an existing one.
+    ///
+    /// # Errors
+    /// virtnetworkd cannot be reached; the network is unknown or inactive.
+    pub async fn create_port(
+        &self,
+        def: &DomainDef,
+        index: usize,
+        network: &str,
+        mac: &str,
+        portid: Option<&str>,
+        reclaim: bool,
+    ) -> Result<NicPort, VirtError> {
+        let mut c = self.client().await?;
+        let uuid = portid
+            .map(|u| format!("<uuid>{u}</uuid>"))
+            .unwrap_or_default();
+        let xml = format!(
+            "<networkport>{uuid}<owner><name>{}</name><uuid>{}</uuid></owner><mac address='{mac}'/></networkport>",
+            common::xml::escape(&def.name),
+            def.uuid
+        );
+        let req = npb::CreatePortRequest {
+            network: Some(npb::NetworkRef {
+                by: Some(npb::network_ref::By::Name(network.to_owned())),
+            }),
+            xml,
+            reclaim,
+            validate: false,
+        };
+        let port = match c.create_port(req).await {
+            Ok(r) => r.into_inner().port.unwrap_or_default(),
+            Err(s) => {
+                if s.code() == tonic::Code::Unavailable {
+                    self.reset().await;
+                }
+                return Err(status_err(
+                    &format!("cannot get a port on network '{network}'"),
+                    &s,
+                ));
+            }
+        };
+        let bridge = plug_bridge(&port.xml).ok_or_else(|| {
+            err(
+                ErrorCode::ConfigUnsupported,
+                format!("unsupported configuration: network '{network}' gives its ports no bridge"),
+            )
+        })?;
+        Ok(NicPort {
+            index,
+            network: network.to_owned(),
+            uuid: port.uuid,
+            bridge,
+        })
+    }
+
+    /// Deletes a port of `network`; an unknown one is fine.
+    pub async fn delete_port(&self, network: &str, port_uuid: &str) {
+        let Ok(mut c) = self.client().await else {
+            tracing::warn!(
+                port = port_uuid,
+                "cannot reach virtnetworkd to release a port"
+            );
+            return;
+        };
+        let req = npb::DeletePortRequest {
+            port: Some(npb::PortRef {
+                network: Some(npb::NetworkRef {
+                    by: Some(npb::network_ref::By::Name(network.to_owned())),
+                }),
+                uuid: port_uuid.to_owned(),
+            }),
+        };
+        if let Err(s) = c.delete_port(req).await
+            && s.code() != tonic::Code::NotFound
+        {
+            tracing::warn!(port = port_uuid, "cannot release port: {}", s.message());
+        }
+    }
+
+    /// Waits, at most `bound`, until virtnetworkd answers its health check.
+    pub async fn wait_ready(&self, bound: Duration) -> bool {
+        crate::storage::wait_healthy(&self.socket, bound).await
+    }
+}
+
+/// The bridge of a port's `<plug type='network' bridge=...>`.
+fn plug_bridge(xml: &str) -> Option<String> {
+    let root = common::xml::parse(xml).ok()?;
+    root.child("plug")?.attr("bridge").map(str::to_owned)
+}
+
+/// The `type='network'` NICs of `def`: (index, network, MAC, portid).
+pub fn network_nics(def: &DomainDef) -> Vec<(usize, String, String, Option<String>)> {
+    def.devices
+        .iter()
+        .filter_map(|d| match d {
+            Device::Interface(n) => Some(n),
+            _ => None,
+        })
+        .enumerate()
+        .filter_map(|(i, n)| match &n.source {
+            NetSource::Network {
+                network, portid, ..
+            } => Some((i, network.clone(), n.mac.to_string(), portid.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Writes the ports' UUIDs into the NICs of `def` (`portid`, live XML).
+pub fn apply(def: &mut DomainDef, ports: &[NicPort]) {
+    let nics = def.devices.iter_mut().filter_map(|d| match d {
+        Device::Interface(n) => Some(n),
+        _ => None,
+    });
+    for (i, n) in nics.enumerate() {
+        if let Some(p) = ports.iter().find(|p| p.index == i)
+            && let NetSource::Network { portid, .. } = &mut n.source
+        {
+            *portid = Some(p.uuid.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plug_names_the_bridge() {
+        let xml = "<networkport><uuid>u</uuid><owner><name>vm</name></owner><mac address='52:54:00:00:00:01'/><plug type='network' bridge='virbr9' macTableManager='kernel'/></networkport>";
+        assert_eq!(plug_bridge(xml).as_deref(), Some("virbr9"));
+        assert_eq!(plug_bridge("<networkport/>"), None);
+    }
+}
