@@ -5,6 +5,8 @@
 #   make setup-host install missing Debian packages (alias: make setup)
 #   make build      cargo build of all binaries (debug)
 #   make lint       rustfmt check and clippy with -D warnings
+#   make bench      the benchmarks beside libvirt (release builds; also
+#                   bench-lifecycle, bench-storage alone)
 #   make install    release build; binaries and systemd units under $(DESTDIR)
 #   make uninstall  remove what install put there
 #   make clean      cargo clean and the run-stack root
@@ -44,12 +46,21 @@ run: setup-host build
 test: setup-host build
 	$(CARGO) test --workspace -- --test-threads=2
 
-# The virtqemud lifecycle benchmark beside libvirt (release build, QEMU
-# under TCG, minutes); not part of `test`. BENCH_ARGS=--quick: fewer rounds.
-# See docs/benchmarks.md.
-.PHONY: bench
+# The benchmarks beside libvirt (release builds); not part of `test`.
+# BENCH_ARGS=--quick: fewer rounds. bench runs both, one after the other
+# (never at the same time, also under -j: they would share the cores).
+#   bench-lifecycle  virtqemud lifecycle (QEMU under TCG, minutes), docs/benchmarks.md
+#   bench-storage    virtstoraged volumes and pools (seconds), docs/benchmarks-storage.md
+.PHONY: bench bench-lifecycle bench-storage
 bench:
 	bash scripts/bench-lifecycle.sh $(BENCH_ARGS)
+	bash scripts/bench-storage.sh $(BENCH_ARGS)
+
+bench-lifecycle:
+	bash scripts/bench-lifecycle.sh $(BENCH_ARGS)
+
+bench-storage:
+	bash scripts/bench-storage.sh $(BENCH_ARGS)
 
 lint: fmt clippy
 

@@ -19,6 +19,7 @@
 //! waiting.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use common::objlist::RawUuid;
@@ -46,6 +47,114 @@ pub struct Vol {
     /// The file stamp that refresh probed (file volumes), so an unchanged
     /// file is not probed again.
     pub stamp: Option<Stamp>,
+}
+
+/// The volumes of an active pool, by name (sorted, as listings want
+/// them), with a rendering of the listing kept until they change.
+///
+/// Reads go through `Deref` to the map; every change goes through a method
+/// here, which bumps [`Vols::generation`] and so drops the kept listing. The
+/// map is shared (`Arc`) so a refresh can take the previous one without
+/// copying it.
+#[derive(Debug, Default)]
+pub struct Vols {
+    map: Arc<BTreeMap<String, Vol>>,
+    /// Bumped by every change.
+    generation: u64,
+    /// The listing rendered by the transport (its encoded reply) for
+    /// `generation`: listing the volumes again costs one reference count.
+    listing: Option<(u64, Arc<[u8]>)>,
+}
+
+impl Deref for Vols {
+    type Target = BTreeMap<String, Vol>;
+
+    fn deref(&self) -> &BTreeMap<String, Vol> {
+        &self.map
+    }
+}
+
+impl Vols {
+    fn changed(&mut self) {
+        self.generation += 1;
+        self.listing = None;
+    }
+
+    /// Adds or replaces a volume.
+    pub fn insert(&mut self, name: String, vol: Vol) -> Option<Vol> {
+        self.changed();
+        Arc::make_mut(&mut self.map).insert(name, vol)
+    }
+
+    /// Removes a volume.
+    pub fn remove(&mut self, name: &str) -> Option<Vol> {
+        if !self.map.contains_key(name) {
+            return None;
+        }
+        self.changed();
+        Arc::make_mut(&mut self.map).remove(name)
+    }
+
+    /// Forgets every volume.
+    pub fn clear(&mut self) {
+        if !self.map.is_empty() {
+            self.changed();
+            self.map = Arc::default();
+        }
+    }
+
+    /// Replaces `name`'s entry with `vol` if it still holds `def` (a
+    /// re-read of a volume that nothing changed meanwhile).
+    pub fn update_if_same(&mut self, name: &str, def: &Arc<VolDef>, vol: Vol) {
+        if self
+            .map
+            .get(name)
+            .is_some_and(|cur| Arc::ptr_eq(&cur.def, def))
+        {
+            self.changed();
+            Arc::make_mut(&mut self.map).insert(name.to_owned(), vol);
+        }
+    }
+
+    /// Replaces every volume with `map` (a refresh). When each entry is
+    /// the one held already (same definition and stamp: the refresh found
+    /// nothing changed) the generation stays, and so does the listing.
+    pub fn replace(&mut self, map: BTreeMap<String, Vol>) {
+        let same = map.len() == self.map.len()
+            && map.iter().zip(self.map.iter()).all(|((k, v), (ok, ov))| {
+                k == ok && Arc::ptr_eq(&v.def, &ov.def) && v.stamp == ov.stamp
+            });
+        if !same {
+            self.changed();
+            self.map = Arc::new(map);
+        }
+    }
+
+    /// The volumes as they are now, shared (for a refresh to compare with).
+    pub fn snapshot(&self) -> Arc<BTreeMap<String, Vol>> {
+        self.map.clone()
+    }
+
+    /// Bumped by every change.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The listing kept for the current generation, if any.
+    pub fn listing(&self) -> Option<Arc<[u8]>> {
+        match &self.listing {
+            Some((g, l)) if *g == self.generation => Some(l.clone()),
+            _ => None,
+        }
+    }
+
+    /// Keeps `listing`, rendered from generation `generation`, unless the
+    /// volumes changed since.
+    pub fn set_listing(&mut self, generation: u64, listing: Arc<[u8]>) {
+        if generation == self.generation {
+            self.listing = Some((generation, listing));
+        }
+    }
 }
 
 /// How a volume is in use.
@@ -92,7 +201,7 @@ pub struct PoolObjState {
     /// Sizes as last seen.
     pub sizes: PoolSizes,
     /// The volumes, by name (sorted, as listings want them).
-    pub vols: BTreeMap<String, Vol>,
+    pub vols: Vols,
     /// Names a create or delete is working on.
     pub reserved: HashSet<String>,
     /// Volumes in use.
@@ -190,7 +299,7 @@ impl PoolObj {
                 persistent,
                 removed: false,
                 sizes: PoolSizes::default(),
-                vols: BTreeMap::new(),
+                vols: Vols::default(),
                 reserved: HashSet::new(),
                 busy: HashMap::new(),
                 async_jobs: 0,
@@ -210,9 +319,55 @@ impl PoolObj {
 
 #[cfg(test)]
 mod tests {
-    use common::storage::{ParseFlags, PoolDef};
+    use common::storage::{ParseFlags, PoolDef, VolDef};
 
     use super::*;
+
+    fn vol(name: &str) -> Vol {
+        Vol {
+            def: Arc::new(VolDef {
+                name: name.to_owned(),
+                ..VolDef::default()
+            }),
+            stamp: None,
+        }
+    }
+
+    #[test]
+    fn a_kept_listing_lasts_until_the_volumes_change() {
+        let mut v = Vols::default();
+        let listing = |s: &str| -> Arc<[u8]> { s.as_bytes().into() };
+        v.insert("a".to_owned(), vol("a"));
+        let g = v.generation();
+        v.set_listing(g, listing("a"));
+        assert_eq!(v.listing().as_deref(), Some(&b"a"[..]));
+        // A refresh that found the same volumes keeps it.
+        let same: BTreeMap<String, Vol> = v.iter().map(|(k, x)| (k.clone(), x.clone())).collect();
+        v.replace(same);
+        assert_eq!(v.generation(), g);
+        assert!(v.listing().is_some());
+        // Every change drops it.
+        v.insert("b".to_owned(), vol("b"));
+        assert!(v.listing().is_none());
+        // A listing rendered before a change is not kept.
+        let g = v.generation();
+        v.remove("a");
+        v.set_listing(g, listing("a b"));
+        assert!(v.listing().is_none());
+        let g = v.generation();
+        v.set_listing(g, listing("b"));
+        let b = v["b"].def.clone();
+        v.update_if_same("b", &b, vol("b"));
+        assert!(v.listing().is_none());
+        let g = v.generation();
+        v.set_listing(g, listing("b"));
+        v.replace(BTreeMap::from([("b".to_owned(), vol("b"))]));
+        assert!(v.listing().is_none(), "a new definition is a change");
+        v.remove("nothing");
+        v.clear();
+        assert!(v.is_empty());
+        assert!(v.listing().is_none());
+    }
 
     #[test]
     fn readers_share_writers_exclude() {

@@ -53,6 +53,23 @@ impl Stamp {
             gid: m.gid(),
         }
     }
+
+    /// The stamp of a `stat` result (`fstatat`): equal to [`Stamp::of`]
+    /// the `Metadata` of the same file.
+    #[allow(clippy::cast_sign_loss)] // sizes and block counts are never negative
+    pub fn of_stat(st: &libc::stat) -> Stamp {
+        Stamp {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            blocks: st.st_blocks as u64,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+        }
+    }
 }
 
 /// The format facts of an image.
@@ -284,6 +301,20 @@ pub fn image_size(path: &Path) -> io::Result<(u64, Option<FileFormat>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stamps_of_stat_and_metadata_agree() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("f"), vec![1u8; 5000]).expect("file");
+        std::fs::create_dir(dir.path().join("d")).expect("dir");
+        let d = File::open(dir.path()).expect("open dir");
+        for name in ["f", "d"] {
+            let m = std::fs::metadata(dir.path().join(name)).expect("metadata");
+            let st =
+                nix::sys::stat::fstatat(&d, name, nix::fcntl::AtFlags::empty()).expect("fstatat");
+            assert_eq!(Stamp::of(&m), Stamp::of_stat(&st), "{name}");
+        }
+    }
 
     #[test]
     fn raw_and_native_qcow2_are_told_apart() {

@@ -72,7 +72,7 @@ impl Backend for DirBackend {
     async fn refresh(
         &self,
         def: Arc<PoolDef>,
-        old: BTreeMap<String, Vol>,
+        old: Arc<BTreeMap<String, Vol>>,
     ) -> Result<Refreshed, VirtError> {
         blocking(move || refresh_dir(&def, &old)).await
     }
@@ -153,34 +153,75 @@ impl Backend for DirBackend {
 /// `statvfs` failed (the directory is gone, ...).
 pub fn statvfs_sizes(target: &Path) -> io::Result<PoolSizes> {
     let s = nix::sys::statvfs::statvfs(target).map_err(io::Error::from)?;
+    Ok(sizes_of(&s))
+}
+
+/// [`statvfs_sizes`] of an open directory.
+fn fstatvfs_sizes(dir: &File) -> io::Result<PoolSizes> {
+    let s = nix::sys::statvfs::fstatvfs(dir).map_err(io::Error::from)?;
+    Ok(sizes_of(&s))
+}
+
+fn sizes_of(s: &nix::sys::statvfs::Statvfs) -> PoolSizes {
     let frsize = s.fragment_size();
     let capacity = s.blocks().saturating_mul(frsize);
     let available = s.blocks_free().saturating_mul(frsize);
-    Ok(PoolSizes {
+    PoolSizes {
         capacity,
         allocation: capacity.saturating_sub(available),
         available,
-    })
+    }
 }
 
 /// The device of the target directory.
 pub fn target_dev(def: &PoolDef) -> Option<u64> {
-    let t = def.target.path.as_deref()?;
-    std::fs::metadata(t)
-        .ok()
-        .filter(|m| m.is_dir())
-        .map(|m| m.dev())
+    let (is_dir, dev) = quick_stat(def.target.path.as_deref()?)?;
+    is_dir.then_some(dev)
 }
 
 /// Whether the target is still a directory (on device `dev`, when given).
+///
+/// Called by every call that looks at an active pool, so it is the
+/// cheapest stat there is: `statx` asking for the type only, with
+/// `AT_STATX_DONT_SYNC` (a network file system answers from its cache
+/// rather than asking its server; the device of a mount point is local).
 pub fn target_alive(def: &PoolDef, dev: Option<u64>) -> bool {
     let Some(t) = def.target.path.as_deref() else {
         return false;
     };
-    match std::fs::metadata(t) {
-        Ok(m) => m.is_dir() && dev.is_none_or(|d| d == m.dev()),
-        Err(_) => false,
+    match quick_stat(t) {
+        Some((is_dir, d)) => is_dir && dev.is_none_or(|want| want == d),
+        None => false,
     }
+}
+
+/// Whether `path` (symlinks followed) is a directory, and its device
+/// (as `MetadataExt::dev`); `None` when it cannot be stat'ed.
+fn quick_stat(path: &str) -> Option<(bool, u64)> {
+    let c = std::ffi::CString::new(path).ok()?;
+    let mut sx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: `c` is a NUL-terminated path and `sx` a writable statx
+    // buffer, both alive for the call.
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_STATX_DONT_SYNC,
+            libc::STATX_TYPE,
+            sx.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        // No statx (very old kernels): the full stat.
+        if io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            return std::fs::metadata(path).ok().map(|m| (m.is_dir(), m.dev()));
+        }
+        return None;
+    }
+    // SAFETY: statx succeeded and filled the buffer (zeroed before).
+    let sx = unsafe { sx.assume_init() };
+    let is_dir = u32::from(sx.stx_mode) & libc::S_IFMT == libc::S_IFDIR;
+    Some((is_dir, libc::makedev(sx.stx_dev_major, sx.stx_dev_minor)))
 }
 
 /// Creates the target directory (libvirt's `virStorageBackendBuildLocal`):
@@ -244,8 +285,12 @@ pub fn delete_dir(def: &PoolDef) -> Result<(), VirtError> {
 /// The directory cannot be read.
 pub fn refresh_dir(def: &PoolDef, old: &BTreeMap<String, Vol>) -> Result<Refreshed, VirtError> {
     let target = target_path(def)?;
-    let entries = std::fs::read_dir(&target)
-        .map_err(|e| sys(format!("cannot open directory '{}'", target.display()), &e))?;
+    let cannot_open =
+        |e: &io::Error| sys(format!("cannot open directory '{}'", target.display()), e);
+    // Each entry is stat'ed relative to the directory (no walk of the
+    // target's path per file), and only a changed one is opened and probed.
+    let dir = File::open(&target).map_err(|e| cannot_open(&e))?;
+    let entries = std::fs::read_dir(&target).map_err(|e| cannot_open(&e))?;
     let mut vols = BTreeMap::new();
     for entry in entries {
         let Ok(entry) = entry else { continue };
@@ -256,34 +301,36 @@ pub fn refresh_dir(def: &PoolDef, old: &BTreeMap<String, Vol>) -> Result<Refresh
         if is_part_name(name) || name.chars().any(char::is_control) {
             continue;
         }
-        let path = entry.path();
-        let Ok(m) = std::fs::metadata(&path) else {
+        // Symlinks followed, as `metadata` does.
+        let Ok(st) = nix::sys::stat::fstatat(&dir, name, nix::fcntl::AtFlags::empty()) else {
             continue;
         };
-        if !m.is_file() && !m.is_dir() {
+        let fmt = st.st_mode & libc::S_IFMT;
+        if fmt != libc::S_IFREG && fmt != libc::S_IFDIR {
             continue;
         }
-        let stamp = Stamp::of(&m);
+        let stamp = Stamp::of_stat(&st);
         if let Some(prev) = old.get(name)
             && prev.stamp == Some(stamp)
         {
             vols.insert(name.to_owned(), prev.clone());
             continue;
         }
-        match probe::file_volume(name, &path, &m) {
-            Ok(def) => {
-                vols.insert(
-                    name.to_owned(),
-                    Vol {
-                        def: Arc::new(def),
-                        stamp: Some(stamp),
-                    },
-                );
+        let path = target.join(name);
+        let probed = std::fs::metadata(&path).and_then(|m| {
+            probe::file_volume(name, &path, &m).map(|def| Vol {
+                def: Arc::new(def),
+                stamp: Some(Stamp::of(&m)),
+            })
+        });
+        match probed {
+            Ok(v) => {
+                vols.insert(name.to_owned(), v);
             }
             Err(e) => tracing::debug!(path = %path.display(), "skipping unreadable volume: {e}"),
         }
     }
-    let sizes = statvfs_sizes(&target)
+    let sizes = fstatvfs_sizes(&dir)
         .map_err(|e| sys(format!("cannot statvfs path '{}'", target.display()), &e))?;
     Ok(Refreshed { sizes, vols })
 }
@@ -1050,6 +1097,23 @@ mod tests {
         assert_eq!(r.vols.len(), 2);
         let again = refresh_dir(&p, &r.vols).expect("refresh again");
         assert!(Arc::ptr_eq(&again.vols["a.img"].def, &r.vols["a.img"].def));
+    }
+
+    #[test]
+    fn target_alive_follows_the_directory() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let t = tmp.path().join("t");
+        std::fs::create_dir(&t).expect("mkdir");
+        let p = pool(&t);
+        let dev = target_dev(&p).expect("dev");
+        assert_eq!(dev, std::fs::metadata(&t).expect("metadata").dev());
+        assert!(target_alive(&p, Some(dev)));
+        assert!(!target_alive(&p, Some(dev + 1)), "another device");
+        std::fs::remove_dir(&t).expect("rmdir");
+        assert!(!target_alive(&p, Some(dev)));
+        assert_eq!(target_dev(&p), None);
+        std::fs::write(&t, b"a file").expect("file");
+        assert!(!target_alive(&p, None), "not a directory");
     }
 
     #[tokio::test]

@@ -287,7 +287,7 @@ impl Backend for FsBackend {
     async fn refresh(
         &self,
         def: Arc<PoolDef>,
-        old: BTreeMap<String, Vol>,
+        old: Arc<BTreeMap<String, Vol>>,
     ) -> Result<Refreshed, VirtError> {
         blocking(move || dir::refresh_dir(&def, &old)).await
     }

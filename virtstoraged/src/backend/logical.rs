@@ -292,7 +292,7 @@ impl Backend for LogicalBackend {
     async fn refresh(
         &self,
         def: Arc<PoolDef>,
-        _old: BTreeMap<String, Vol>,
+        _old: Arc<BTreeMap<String, Vol>>,
     ) -> Result<Refreshed, VirtError> {
         let vg = vg_name(&def)?.to_owned();
         let sizes = vg_sizes(&vg).await?;

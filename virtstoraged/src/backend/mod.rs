@@ -99,7 +99,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     async fn refresh(
         &self,
         def: Arc<PoolDef>,
-        old: BTreeMap<String, Vol>,
+        old: Arc<BTreeMap<String, Vol>>,
     ) -> Result<Refreshed, VirtError>;
 
     /// Removes what an interrupted volume create left (called when no

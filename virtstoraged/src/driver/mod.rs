@@ -260,7 +260,7 @@ impl StorageDriver {
                     }
                     st.active = true;
                     st.sizes = r.sizes;
-                    st.vols = r.vols;
+                    st.vols.replace(r.vols);
                     st.target_dev = backend.target_dev(&st.def);
                     tracing::info!(pool = %name, volumes = st.vols.len(), "pool still active");
                     return;

@@ -237,7 +237,7 @@ impl StorageDriver {
             st.def = def.clone();
             st.active = true;
             st.sizes = refreshed.sizes;
-            st.vols = refreshed.vols;
+            st.vols.replace(refreshed.vols);
             st.target_dev = backend.target_dev(def);
             st.ident()
         };
@@ -424,7 +424,7 @@ impl StorageDriver {
                     st.def.name
                 )));
             }
-            (st.def.clone(), st.vols.clone())
+            (st.def.clone(), st.vols.snapshot())
         };
         let backend = backend_of(def.pool_type)?;
         match backend.refresh(def.clone(), old).await {
@@ -435,7 +435,7 @@ impl StorageDriver {
                         return Err(error::not_active(&def.name));
                     }
                     st.sizes = refreshed.sizes;
-                    st.vols = refreshed.vols;
+                    st.vols.replace(refreshed.vols);
                     st.ident()
                 };
                 self.publish(ident, EventBody::Refresh);

@@ -150,6 +150,41 @@ impl StorageDriver {
             .collect())
     }
 
+    /// The volumes of an active pool, sorted by name, as `render` turns
+    /// them into bytes (the transport's encoded reply). The rendering is
+    /// kept with the pool until its volumes change, so listing an
+    /// unchanged pool again renders nothing and copies nothing.
+    ///
+    /// # Errors
+    /// NO_STORAGE_POOL; not active.
+    pub fn list_volumes_rendered(
+        &self,
+        r: &ObjRef,
+        render: impl FnOnce(Vec<VolIdent>) -> Arc<[u8]>,
+    ) -> Result<Arc<[u8]>, VirtError> {
+        let obj = self.find_active(r)?;
+        let (generation, idents) = {
+            let st = obj.lock();
+            if !st.active {
+                return Err(error::not_active(&st.def.name));
+            }
+            if let Some(l) = st.vols.listing() {
+                return Ok(l);
+            }
+            let pool = &st.def.name;
+            let idents = st
+                .vols
+                .values()
+                .map(|v| VolIdent::of(pool, &v.def))
+                .collect();
+            (st.vols.generation(), idents)
+        };
+        // Rendered outside the lock; kept only if nothing changed meanwhile.
+        let listing = render(idents);
+        obj.lock().vols.set_listing(generation, listing.clone());
+        Ok(listing)
+    }
+
     /// Finds a volume: its pool and its entry.
     pub(crate) fn resolve(&self, r: &VolRef) -> Result<(Arc<PoolObj>, Vol), VirtError> {
         match r {
@@ -265,13 +300,9 @@ impl StorageDriver {
         let backend = backend_of(def.pool_type)?;
         match backend.refresh_vol(def, v.def.clone()).await {
             Ok(nv) => {
-                let mut st = obj.lock();
-                if let Some(cur) = st.vols.get_mut(&v.def.name)
-                    && Arc::ptr_eq(&cur.def, &v.def)
-                {
-                    *cur = nv.clone();
-                }
-                drop(st);
+                obj.lock()
+                    .vols
+                    .update_if_same(&v.def.name, &v.def, nv.clone());
                 Ok((obj, nv))
             }
             Err(_) => Ok((obj, v)),
