@@ -11,6 +11,7 @@ pub mod events;
 pub mod host;
 pub mod lifecycle;
 pub mod monitor;
+pub mod network;
 pub mod pool;
 pub mod storage;
 pub mod virsh;
@@ -25,6 +26,7 @@ pub static TABLE: CommandTable = CommandTable::new(&[
     monitor::COMMANDS,
     events::COMMANDS,
     host::COMMANDS,
+    network::COMMANDS,
     pool::COMMANDS,
     volume::COMMANDS,
     virsh::COMMANDS,
