@@ -169,6 +169,34 @@ async fn a_network_nic_gets_a_port_and_a_tap_on_the_bridge() {
         qemud.output()
     );
     assert_eq!(ports(&netd).await, 1);
+
+    // The network is destroyed and started again: the running domain's
+    // tap joins the new bridge.
+    n.destroy_network(npb::DestroyNetworkRequest {
+        network: net_ref("lan"),
+    })
+    .await
+    .expect("destroy network");
+    assert!(
+        std::fs::read_link(format!("/sys/class/net/{tap}/master")).is_err(),
+        "off the bridge while the network is down"
+    );
+    n.start_network(npb::StartNetworkRequest {
+        network: net_ref("lan"),
+    })
+    .await
+    .expect("start network again");
+    let on_bridge = || {
+        std::fs::read_link(format!("/sys/class/net/{tap}/master"))
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            == Some(bridge.clone())
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), on_bridge).await,
+        "the tap is back on the bridge; virtqemud said:\n{}",
+        qemud.output()
+    );
     let mut c = qemud.domain(SocketKind::ReadWrite).await;
     c.destroy(pb::DestroyRequest {
         domain: dom_ref("vm"),

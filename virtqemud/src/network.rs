@@ -38,6 +38,7 @@ pub struct NetworkClient {
     socket: PathBuf,
     spawn: bool,
     channel: std::sync::Arc<Mutex<Option<Channel>>>,
+    watching: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn err(code: ErrorCode, msg: String) -> VirtError {
@@ -57,6 +58,7 @@ impl NetworkClient {
             socket: paths.socket("virtnetworkd", SocketKind::ReadWrite),
             spawn,
             channel: std::sync::Arc::new(Mutex::new(None)),
+            watching: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -181,6 +183,46 @@ impl NetworkClient {
     /// Waits, at most `bound`, until virtnetworkd answers its health check.
     pub async fn wait_ready(&self, bound: Duration) -> bool {
         crate::storage::wait_healthy(&self.socket, bound).await
+    }
+}
+
+/// What to do when a network starts: `(network name, its bridge)`.
+pub type OnNetworkStart = Box<dyn Fn(&str, &str) + Send + Sync>;
+
+impl NetworkClient {
+    /// Starts, once, a task that follows virtnetworkd's events and calls
+    /// `on_start` for every network that starts (so that the taps of
+    /// running domains join its new bridge). It never starts virtnetworkd
+    /// itself; while virtnetworkd is away it retries every 2 s.
+    pub fn watch_starts(&self, on_start: OnNetworkStart) {
+        if self
+            .watching
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let socket = self.socket.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Ok(ch) = common::client::connect_unix(&socket).await {
+                    let mut c = NetworkServiceClient::new(ch);
+                    if let Ok(r) = c.watch_events(npb::WatchEventsRequest::default()).await {
+                        let mut stream = r.into_inner();
+                        while let Ok(Some(ev)) = stream.message().await {
+                            let started = matches!(
+                                &ev.event,
+                                Some(npb::network_event::Event::Lifecycle(l))
+                                    if l.event == npb::NetworkLifecycleEvent::Started as i32
+                            );
+                            if started && let Some(n) = &ev.network {
+                                on_start(&n.name, &n.bridge);
+                            }
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
     }
 }
 

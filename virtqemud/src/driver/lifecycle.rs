@@ -239,6 +239,9 @@ impl QemuDriver {
             _ => Vec::new(),
         };
         let ports = self.create_ports(def).await?;
+        if !ports.is_empty() {
+            self.watch_network_starts();
+        }
         let launched = async {
             let mut with_ports = (**def).clone();
             crate::network::apply(&mut with_ports, &ports);
@@ -320,6 +323,60 @@ impl QemuDriver {
         }
         self.spawn_watcher(obj.clone(), rt, events);
         Ok(ident)
+    }
+
+    /// Follows virtnetworkd's events from now on (once): when a network
+    /// starts again, the taps of running domains on it join its new bridge.
+    pub(super) fn watch_network_starts(self: &Arc<Self>) {
+        let Some(client) = self.network.as_ref() else {
+            return;
+        };
+        let weak = Arc::downgrade(self);
+        client.watch_starts(Box::new(move |network, bridge| {
+            if let Some(d) = weak.upgrade() {
+                d.reattach_taps(network, bridge);
+            }
+        }));
+    }
+
+    /// Puts the taps of running domains' NICs on `network` onto `bridge`.
+    fn reattach_taps(&self, network: &str, bridge: &str) {
+        use common::domain::Device;
+        use common::domain::device::interface::NetSource;
+        if bridge.is_empty() {
+            return;
+        }
+        for e in self.domains.snapshot() {
+            let def = {
+                let st = e.obj.lock();
+                if st.runtime.is_none() {
+                    continue;
+                }
+                st.def.clone()
+            };
+            for d in &def.devices {
+                let Device::Interface(n) = d else { continue };
+                let NetSource::Network { network: net, .. } = &n.source else {
+                    continue;
+                };
+                let Some(tap) = n.target_dev.as_deref() else {
+                    continue;
+                };
+                if net != network {
+                    continue;
+                }
+                match crate::process::tap::attach(tap, bridge) {
+                    Ok(()) => tracing::info!(
+                        domain = %def.name,
+                        "tap {tap} reattached to bridge {bridge} of network {network}"
+                    ),
+                    Err(e) => tracing::warn!(
+                        domain = %def.name,
+                        "cannot reattach tap {tap} to bridge {bridge}: {e}"
+                    ),
+                }
+            }
+        }
     }
 
     /// A port on its network for each `type='network'` NIC of `def`; on

@@ -50,6 +50,7 @@ impl QemuDriver {
             if let Some(obj) = self.adopt(&name, &st) {
                 adopted.push(st.pid);
                 if !crate::network::network_nics(&obj.lock().def).is_empty() {
+                    self.watch_network_starts();
                     tokio::spawn(self.clone().reclaim_ports(obj.clone()));
                 }
                 if !crate::storage::volumes_of(&obj.lock().def).is_empty() {

@@ -117,6 +117,30 @@ pub fn create(name: &str, mac: [u8; 6], bridge: Option<&str>, vnet_hdr: bool) ->
     Ok(tap)
 }
 
+/// Attaches existing interface `name` to `bridge` and brings it up (a
+/// tap whose network was restarted, libvirt's
+/// `virNetDevTapReattachBridge`).
+///
+/// # Errors
+/// Either interface is missing, or the kernel refuses.
+pub fn attach(name: &str, bridge: &str) -> io::Result<()> {
+    let s = ctl_socket()?;
+    let mut ri = ifreq(name)?;
+    ioctl(&s, libc::SIOCGIFINDEX, &mut ri)?;
+    // SAFETY: reading the ifindex member SIOCGIFINDEX filled.
+    let index = unsafe { ri.ifr_ifru.ifru_ifindex };
+    let mut rb = ifreq(bridge)?;
+    rb.ifr_ifru.ifru_ifindex = index;
+    ioctl(&s, SIOCBRADDIF, &mut rb)?;
+    let mut rf = ifreq(name)?;
+    ioctl(&s, libc::SIOCGIFFLAGS, &mut rf)?;
+    // SAFETY: the flags member SIOCGIFFLAGS filled.
+    unsafe {
+        rf.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+    }
+    ioctl(&s, libc::SIOCSIFFLAGS, &mut rf)
+}
+
 /// A free tap name `vnetN` (N from `hint` up), as libvirt's `vnet%d`.
 pub fn free_name(hint: &mut u32) -> String {
     loop {
