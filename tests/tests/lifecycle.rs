@@ -31,32 +31,7 @@ struct Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        kill_qemus_under(self.root.path());
-    }
-}
-
-/// Kills QEMU processes whose command line names `root` (a failed test
-/// must not leave guests behind).
-fn kill_qemus_under(root: &Path) {
-    let needle = root.display().to_string();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd);
-        if (cmd.starts_with("qemu-system") || cmd.contains("/qemu-system")) && cmd.contains(&needle)
-        {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        tests::kill_qemus_under(self.root.path());
     }
 }
 
@@ -1007,36 +982,7 @@ async fn autostart_once_per_host_boot() {
 
 // === virtsh ===
 
-fn virtsh(root: &TestRoot, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(tests::bin_dir().join("virtsh"))
-        .args(args)
-        .env("VIRT_ROOT", root.path())
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRSH_DEFAULT_CONNECT_URI")
-        .output()
-        .expect("run virtsh")
-}
-
-/// stdout of a virtsh run that must succeed with nothing on stderr.
-fn sh_ok(root: &TestRoot, args: &[&str]) -> String {
-    let out = virtsh(root, args);
-    let (o, e) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(
-        out.status.success() && e.is_empty(),
-        "virtsh {args:?}: {o}{e}"
-    );
-    o
-}
-
-/// stderr of a virtsh run that must fail.
-fn sh_fails(root: &TestRoot, args: &[&str]) -> String {
-    let out = virtsh(root, args);
-    assert_eq!(out.status.code(), Some(1), "virtsh {args:?}");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use tests::virtsh::{fails as sh_fails, ok as sh_ok};
 
 #[tokio::test]
 async fn virtsh_lifecycle_commands_print_virsh_lines() {

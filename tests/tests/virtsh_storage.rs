@@ -2,38 +2,8 @@
 //! lines virsh prints, an upload/download round trip through files, and
 //! a clone.
 
-use std::process::Output;
-
-use tests::{Daemon, TestRoot, bin_dir};
-
-fn virtsh(root: &TestRoot, args: &[&str]) -> Output {
-    std::process::Command::new(bin_dir().join("virtsh"))
-        .args(args)
-        .env("VIRT_ROOT", root.path())
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRSH_DEFAULT_CONNECT_URI")
-        .output()
-        .expect("run virtsh")
-}
-
-fn ok(root: &TestRoot, args: &[&str]) -> String {
-    let out = virtsh(root, args);
-    let (o, e) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(
-        out.status.success() && e.is_empty(),
-        "virtsh {args:?}: {o}{e}"
-    );
-    o
-}
-
-fn fails(root: &TestRoot, args: &[&str]) -> String {
-    let out = virtsh(root, args);
-    assert_eq!(out.status.code(), Some(1), "virtsh {args:?}");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use tests::virtsh::{fails, ok};
+use tests::{Daemon, TestRoot};
 
 #[tokio::test]
 async fn pool_and_volume_commands_print_virsh_lines() {

@@ -20,26 +20,7 @@ struct Cleanup<'a>(&'a TestRoot);
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
-        let needle = self.0.path().display().to_string();
-        let Ok(dir) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-                continue;
-            };
-            if String::from_utf8_lossy(&cmd).contains("qemu-system")
-                && String::from_utf8_lossy(&cmd).contains(&needle)
-            {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
+        tests::kill_qemus_under(self.0.path());
         // A virtstoraged that virtqemud started: its pid file.
         if let Ok(p) = std::fs::read_to_string(self.0.pid_file("virtstoraged"))
             && let Ok(pid) = p.trim().parse::<i32>()

@@ -2,7 +2,7 @@
 //! (`tools/virsh-domain-event.c`), e.g.
 //! `event 'lifecycle' for domain 'vm1': Defined Added`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use proto::domain::v1 as pb;
 use proto::domain::v1::domain_event::Event;
@@ -173,30 +173,7 @@ fn kind_of(name: &str) -> Option<pb::DomainEventKind> {
     })
 }
 
-/// libvirt's `virTimeStringNowRaw`: `YYYY-MM-DD HH:MM:SS.mmm+0000` (UTC).
-pub fn timestamp(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}+0000",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
+pub use common::timefmt::timestamp;
 
 enum Outcome {
     Done,
@@ -304,6 +281,7 @@ fn cmd_event<'a>(ctl: &'a mut Ctl, inv: &'a Invocation) -> HandlerFuture<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn lifecycle(name: &str, event: i32, detail: i32) -> pb::DomainEvent {
         pb::DomainEvent {
