@@ -6,7 +6,7 @@
 #   make build      cargo build of all binaries (debug)
 #   make lint       rustfmt check and clippy with -D warnings
 #   make bench      the benchmarks beside libvirt (release builds; also
-#                   bench-lifecycle, bench-storage alone)
+#                   bench-lifecycle, bench-storage, bench-network alone)
 #   make install    release build; binaries and systemd units under $(DESTDIR)
 #   make uninstall  remove what install put there
 #   make clean      cargo clean and the run-stack root
@@ -47,20 +47,25 @@ test: setup-host build
 	$(CARGO) test --workspace -- --test-threads=2
 
 # The benchmarks beside libvirt (release builds); not part of `test`.
-# BENCH_ARGS=--quick: fewer rounds. bench runs both, one after the other
+# BENCH_ARGS=--quick: fewer rounds. bench runs them all, one after the other
 # (never at the same time, also under -j: they would share the cores).
 #   bench-lifecycle  virtqemud lifecycle (QEMU under TCG, minutes), docs/benchmarks.md
 #   bench-storage    virtstoraged volumes and pools (seconds), docs/benchmarks-storage.md
-.PHONY: bench bench-lifecycle bench-storage
+#   bench-network    virtnetworkd network start/destroy (root, seconds), docs/benchmarks-network.md
+.PHONY: bench bench-lifecycle bench-storage bench-network
 bench:
 	bash scripts/bench-lifecycle.sh $(BENCH_ARGS)
 	bash scripts/bench-storage.sh $(BENCH_ARGS)
+	bash scripts/bench-network.sh $(BENCH_ARGS)
 
 bench-lifecycle:
 	bash scripts/bench-lifecycle.sh $(BENCH_ARGS)
 
 bench-storage:
 	bash scripts/bench-storage.sh $(BENCH_ARGS)
+
+bench-network:
+	bash scripts/bench-network.sh $(BENCH_ARGS)
 
 lint: fmt clippy
 
