@@ -41,7 +41,63 @@ pub type RawUuid = [u8; 16];
 /// assert_eq!(common::objlist::format_uuid(&u), "4dea22b3-1d52-d8f3-2516-782e98ab3fa0");
 /// ```
 pub fn format_uuid(u: &RawUuid) -> String {
-    crate::xml::Uuid(*u).to_string()
+    UuidStr::new(u).as_str().to_owned()
+}
+
+/// A UUID formatted once as libvirt's `virUUIDFormat` (lowercase
+/// `8-4-4-4-12`), kept inline: 36 bytes, no allocation. Objects that are
+/// listed often keep theirs, so a listing copies text instead of
+/// formatting it.
+///
+/// # Examples
+/// ```
+/// let u = [0x4d, 0xea, 0x22, 0xb3, 0x1d, 0x52, 0xd8, 0xf3,
+///          0x25, 0x16, 0x78, 0x2e, 0x98, 0xab, 0x3f, 0xa0];
+/// let s = common::objlist::UuidStr::new(&u);
+/// assert_eq!(s.as_str(), "4dea22b3-1d52-d8f3-2516-782e98ab3fa0");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UuidStr([u8; 36]);
+
+impl UuidStr {
+    /// Formats `u`.
+    pub fn new(u: &RawUuid) -> UuidStr {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 36];
+        let mut at = 0;
+        for (i, b) in u.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                at += 1;
+            }
+            out[at] = HEX[usize::from(b >> 4)];
+            out[at + 1] = HEX[usize::from(b & 0xf)];
+            at += 2;
+        }
+        UuidStr(out)
+    }
+
+    /// The text as bytes (ASCII).
+    pub fn as_bytes(&self) -> &[u8; 36] {
+        &self.0
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits and '-' are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for UuidStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for UuidStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 /// Parses a UUID as libvirt's `virUUIDParse`: 32 hex digits in pairs,
@@ -195,6 +251,9 @@ struct Inner<T> {
     by_uuid: HashMap<RawUuid, Entry<T>>,
     by_name: HashMap<String, RawUuid>,
     by_id: HashMap<i32, RawUuid>,
+    /// Every object sorted by name, built on demand and dropped by every
+    /// insertion or removal (ids do not change the order).
+    sorted: Option<Arc<[Arc<T>]>>,
 }
 
 /// Objects by UUID, name and id. See the module docs.
@@ -215,6 +274,7 @@ impl<T> ObjList<T> {
                 by_uuid: HashMap::new(),
                 by_name: HashMap::new(),
                 by_id: HashMap::new(),
+                sorted: None,
             }),
         }
     }
@@ -275,6 +335,7 @@ impl<T> ObjList<T> {
             return Ok(Added::Existing(existing));
         }
         let obj = make();
+        inner.sorted = None;
         inner.by_name.insert(name.to_owned(), *uuid);
         inner.by_uuid.insert(
             *uuid,
@@ -305,6 +366,7 @@ impl<T> ObjList<T> {
     pub fn remove(&self, uuid: &RawUuid) -> Option<Arc<T>> {
         let mut inner = self.write();
         let entry = inner.by_uuid.remove(uuid)?;
+        inner.sorted = None;
         inner.by_name.remove(&entry.name);
         if let Some(id) = entry.id {
             inner.by_id.remove(&id);
@@ -362,10 +424,53 @@ impl<T> ObjList<T> {
         }
     }
 
+    /// The object `r` names, without the copy of its keys that
+    /// [`ObjList::lookup`] returns.
+    ///
+    /// # Errors
+    /// libvirt's not-found error for the kind (`NO_DOMAIN`, ...).
+    pub fn lookup_obj(&self, r: &ObjRef) -> Result<Arc<T>, VirtError> {
+        let inner = self.read();
+        let uuid = match r {
+            ObjRef::Name(n) => inner.by_name.get(n.as_str()),
+            ObjRef::Uuid(u) => Some(u),
+            ObjRef::Id(i) => inner.by_id.get(i),
+        };
+        match uuid.and_then(|u| inner.by_uuid.get(u)) {
+            Some(e) => Ok(Arc::clone(&e.obj)),
+            None => {
+                drop(inner);
+                self.lookup(r).map(|e| e.obj)
+            }
+        }
+    }
+
     /// Every object, in no particular order: a cheap copy of the index
     /// (names, keys and `Arc`s) taken under the read lock.
     pub fn snapshot(&self) -> Vec<Entry<T>> {
         self.read().by_uuid.values().cloned().collect()
+    }
+
+    /// Every object, sorted by name. The sorted list is kept until the
+    /// next insertion or removal, so repeated listings of an unchanged list
+    /// cost one `Arc` clone, not a sort.
+    pub fn sorted_by_name(&self) -> Arc<[Arc<T>]> {
+        if let Some(s) = &self.read().sorted {
+            return Arc::clone(s);
+        }
+        let mut inner = self.write();
+        if let Some(s) = &inner.sorted {
+            return Arc::clone(s);
+        }
+        let mut entries: Vec<(&str, &Arc<T>)> = inner
+            .by_uuid
+            .values()
+            .map(|e| (e.name.as_str(), &e.obj))
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let sorted: Arc<[Arc<T>]> = entries.into_iter().map(|(_, o)| Arc::clone(o)).collect();
+        inner.sorted = Some(Arc::clone(&sorted));
+        sorted
     }
 
     /// How many objects are listed.
@@ -440,6 +545,43 @@ mod tests {
         assert_eq!(parse_uuid("4dea22b3-1d52-d8f3-2516-782e98ab3fa"), None);
         assert_eq!(parse_uuid("4dea22b3-1d52-d8f3-2516-782e98ab3fa0x"), None);
         assert_eq!(parse_uuid("vm1"), None);
+        // The inline formatter agrees with the XML layer's.
+        for seed in 0..=255u8 {
+            let u: RawUuid = std::array::from_fn(|i| {
+                seed.wrapping_mul(37)
+                    .wrapping_add((i as u8).wrapping_mul(29))
+            });
+            assert_eq!(UuidStr::new(&u).as_str(), crate::xml::Uuid(u).to_string());
+            assert_eq!(format!("{}", UuidStr::new(&u)), format_uuid(&u));
+        }
+    }
+
+    #[test]
+    fn sorted_by_name_follows_changes() {
+        let l: ObjList<&str> = ObjList::new(ObjKind::DOMAIN);
+        let _ = l.add("b", &u(2), || "B");
+        let _ = l.add("a", &u(1), || "A");
+        let first = l.sorted_by_name();
+        assert_eq!(first.iter().map(|o| **o).collect::<Vec<_>>(), ["A", "B"]);
+        // Unchanged: the same list, not a new sort.
+        assert!(Arc::ptr_eq(&first, &l.sorted_by_name()));
+        // Ids do not change the order.
+        l.set_id(&u(2), Some(1));
+        assert!(Arc::ptr_eq(&first, &l.sorted_by_name()));
+        let _ = l.add("c", &u(3), || "C");
+        assert_eq!(
+            l.sorted_by_name().iter().map(|o| **o).collect::<Vec<_>>(),
+            ["A", "B", "C"]
+        );
+        l.remove(&u(1));
+        assert_eq!(
+            l.sorted_by_name().iter().map(|o| **o).collect::<Vec<_>>(),
+            ["B", "C"]
+        );
+        // An existing object found by add() changes nothing.
+        let before = l.sorted_by_name();
+        assert!(matches!(l.add("b", &u(2), || "X"), Ok(Added::Existing(_))));
+        assert!(Arc::ptr_eq(&before, &l.sorted_by_name()));
     }
 
     #[test]
@@ -543,6 +685,19 @@ mod tests {
                 format_uuid(&u(1))
             )
         );
+        // lookup_obj reports the same errors, and finds what lookup finds.
+        for r in [ObjRef::Name("x".into()), ObjRef::Id(4), ObjRef::Uuid(u(1))] {
+            assert_eq!(
+                l.lookup_obj(&r).expect_err("missing").message,
+                l.lookup(&r).expect_err("missing").message
+            );
+        }
+        let _ = l.add("x", &u(1), || ());
+        l.set_id(&u(1), Some(4));
+        for r in [ObjRef::Name("x".into()), ObjRef::Id(4), ObjRef::Uuid(u(1))] {
+            let obj = l.lookup_obj(&r).expect("found");
+            assert!(Arc::ptr_eq(&obj, &l.lookup(&r).expect("found").obj));
+        }
         let l: ObjList<()> = ObjList::new(ObjKind::NETWORK);
         let e = l.lookup(&ObjRef::Name("n".into())).expect_err("missing");
         assert_eq!(

@@ -6,6 +6,7 @@
 //! interceptor). One trace then spans virtsh → virtproxyd → virtqemud →
 //! virtstoraged. Without OTel export configured the propagator is a no-op.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use opentelemetry::propagation::{Extractor, Injector};
@@ -52,7 +53,32 @@ pub fn inject<T>(mut req: tonic::Request<T>) -> Result<tonic::Request<T>, tonic:
     Ok(req)
 }
 
+/// Whether spans are exported (an OTLP provider was installed): set once
+/// by the logging set-up, read by [`TraceLayer`] on every request.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Calls served so far (all sockets), for the daemon's idle housekeeping.
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many calls the [`TraceLayer`]s of this process have taken.
+pub fn requests() -> u64 {
+    REQUESTS.load(Ordering::Relaxed)
+}
+
+/// Records that spans are exported from now on.
+pub(crate) fn set_exporting() {
+    EXPORTING.store(true, Ordering::Relaxed);
+}
+
 /// Server layer: one span per request, child of the caller's trace.
+///
+/// The span costs on every call (the registry stores it, the fmt layer
+/// formats its fields even when nothing is logged), so it is only made
+/// when something uses it: with OTLP export it is an INFO span whose
+/// parent is the caller's trace context (taken from the `traceparent`
+/// header); without export there is no trace to join, and the span is a
+/// DEBUG one: present in the log lines of a daemon run at debug level,
+/// free (disabled at its call site) at the default info level.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TraceLayer {
     service: &'static str,
@@ -97,19 +123,25 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let parent = opentelemetry::global::get_text_map_propagator(|p| {
-            p.extract(&HeaderExtractor(req.headers()))
-        });
+        REQUESTS.fetch_add(1, Ordering::Relaxed);
         let path = req.uri().path();
-        let span = tracing::info_span!(
-            "grpc.request",
-            otel.name = path,
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.method = path,
-            daemon = self.service,
-        );
-        let _ = span.set_parent(parent);
+        let span = if EXPORTING.load(Ordering::Relaxed) {
+            let parent = opentelemetry::global::get_text_map_propagator(|p| {
+                p.extract(&HeaderExtractor(req.headers()))
+            });
+            let span = tracing::info_span!(
+                "grpc.request",
+                otel.name = path,
+                otel.kind = "server",
+                rpc.system = "grpc",
+                rpc.method = path,
+                daemon = self.service,
+            );
+            let _ = span.set_parent(parent);
+            span
+        } else {
+            tracing::debug_span!("grpc.request", rpc.method = path, daemon = self.service)
+        };
         self.inner.call(req).instrument(span)
     }
 }

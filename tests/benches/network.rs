@@ -406,7 +406,11 @@ impl Env {
     /// read-write socket; returns a client over one connection.
     async fn start(&mut self) -> Client {
         let mut cmd = Command::new(&self.bin);
+        // libvirt's half gives libvirtd this PATH too: nft, dnsmasq and
+        // tc are found at the first or second try, not after the long
+        // PATH of a cargo and pyenv shell.
         cmd.env("VIRT_ROOT", self.root.path())
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("VIRT_NETWORK_NFT_TABLE", &self.host.table)
             .env(
                 "RUST_LOG",

@@ -15,7 +15,8 @@ use std::process::Child;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use common::domain::DomainDef;
-use common::objlist::RawUuid;
+use common::objlist::{RawUuid, UuidStr};
+use common::xml::FormatFlags;
 use common::{ErrorCode, ErrorDomain, VirtError};
 use tokio::sync::watch;
 
@@ -122,6 +123,20 @@ pub struct DomainObjState {
     /// After a reconnect: volume disks not resolved yet (virtstoraged did
     /// not answer); retried in the background. The guest is unaffected.
     pub volumes_unresolved: bool,
+    /// The XML last formatted for GetXml, see [`DomainObjState::cached_xml`].
+    xml_cache: Option<XmlCache>,
+}
+
+/// A definition's formatted XML, valid while that very definition (the
+/// same allocation) is in place: definitions are immutable behind their
+/// `Arc`, so a changed domain has a new `Arc` and misses the cache. The
+/// `Weak` keeps the old allocation from being reused while the entry
+/// lives, so a pointer match always means the same definition.
+#[derive(Debug)]
+struct XmlCache {
+    def: std::sync::Weak<DomainDef>,
+    flags: FormatFlags,
+    xml: Arc<str>,
 }
 
 /// Why a domain stopped: libvirt's shut-off reason and STOPPED detail.
@@ -297,6 +312,24 @@ impl DomainObjState {
         self.new_def.as_ref().unwrap_or(&self.def)
     }
 
+    /// The XML of `def` formatted with `flags`, if it is the one cached.
+    pub fn cached_xml(&self, def: &Arc<DomainDef>, flags: FormatFlags) -> Option<Arc<str>> {
+        self.xml_cache
+            .as_ref()
+            .filter(|c| c.flags == flags && std::ptr::eq(c.def.as_ptr(), Arc::as_ptr(def)))
+            .map(|c| Arc::clone(&c.xml))
+    }
+
+    /// Remembers `xml` as `def` formatted with `flags` (one entry per
+    /// domain: the last one wins).
+    pub fn cache_xml(&mut self, def: &Arc<DomainDef>, flags: FormatFlags, xml: Arc<str>) {
+        self.xml_cache = Some(XmlCache {
+            def: Arc::downgrade(def),
+            flags,
+            xml,
+        });
+    }
+
     /// Name, UUID and id.
     pub fn ident(&self) -> DomainIdent {
         DomainIdent {
@@ -319,6 +352,8 @@ pub struct DomainObj {
     /// blocking I/O, never across an `.await`), so that a write that
     /// raced with the stop cannot leave a file behind.
     pub status_io: Mutex<()>,
+    /// The UUID, formatted once (it never changes for an object).
+    pub uuid_str: UuidStr,
     state: Mutex<DomainObjState>,
 }
 
@@ -331,6 +366,7 @@ impl DomainObj {
             job: tokio::sync::Mutex::new(()),
             changed: tokio::sync::Notify::new(),
             status_io: Mutex::new(()),
+            uuid_str: UuidStr::new(&def.uuid.0),
             state: Mutex::new(DomainObjState {
                 def,
                 new_def: None,
@@ -347,6 +383,7 @@ impl DomainObj {
                 pause_reason: None,
                 stop_pending: false,
                 volumes_unresolved: false,
+                xml_cache: None,
             }),
         }
     }

@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicI32;
 use common::daemon::Context;
 use common::domain::DomainDef;
 use common::events::{EventBus, Subscription};
-use common::objlist::{Added, ObjKind, ObjList, ObjRef, format_uuid};
+use common::objlist::{Added, ObjKind, ObjList, ObjRef, UuidStr, format_uuid};
 use common::xml::{FormatFlags, ParseFlags};
 use common::{ErrorCode, ErrorDomain, VirtError};
 use tokio::sync::OnceCell;
@@ -64,11 +64,17 @@ pub struct ListFilter {
     pub states: Vec<DomainState>,
 }
 
-/// One domain in a listing.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One domain in a listing: copied under the domain's state lock, with
+/// the definition shared (its name and title are read from it) and the
+/// UUID formatted once per domain, so a listing allocates no strings.
+#[derive(Clone, Debug)]
 pub struct DomainSummary {
-    /// Name, UUID and id.
-    pub ident: DomainIdent,
+    /// The definition in effect (name, title).
+    pub def: Arc<DomainDef>,
+    /// The UUID, formatted.
+    pub uuid: UuidStr,
+    /// The id while active.
+    pub id: Option<i32>,
     /// The state.
     pub state: DomainState,
     /// Its reason.
@@ -79,8 +85,52 @@ pub struct DomainSummary {
     pub autostart: bool,
     /// Whether a managed save image exists (never, yet).
     pub has_managed_save: bool,
+}
+
+/// One domain as [`QemuDriver::for_each_listed`] shows it: borrowed from
+/// the domain while its state lock is held.
+#[derive(Debug)]
+pub struct Listed<'a> {
+    /// The definition in effect (name, title).
+    pub def: &'a Arc<DomainDef>,
+    /// The UUID, formatted.
+    pub uuid: &'a UuidStr,
+    /// The id while active.
+    pub id: Option<i32>,
+    /// The state.
+    pub state: DomainState,
+    /// Its reason.
+    pub reason: i32,
+    /// Whether it has a definition file.
+    pub persistent: bool,
+    /// Whether it autostarts.
+    pub autostart: bool,
+    /// Whether a managed save image exists (never, yet).
+    pub has_managed_save: bool,
+}
+
+impl Listed<'_> {
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+
     /// The `<title>`, or empty.
-    pub title: String,
+    pub fn title(&self) -> &str {
+        self.def.title.as_deref().unwrap_or_default()
+    }
+}
+
+impl DomainSummary {
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+
+    /// The `<title>`, or empty.
+    pub fn title(&self) -> &str {
+        self.def.title.as_deref().unwrap_or_default()
+    }
 }
 
 /// libvirt's `virDomainInfo`.
@@ -138,12 +188,23 @@ fn operation_invalid(msg: &str) -> VirtError {
     )
 }
 
-/// Runs blocking file work off the async threads.
+/// Runs blocking file work (a durable write: ~1 ms of waiting for the
+/// disk) without stalling the runtime. On the daemon's multi-thread
+/// runtime the calling task keeps its thread and the runtime moves its
+/// other work to another one (`block_in_place`), so the caller continues
+/// right after the write, with no hand-over to a pool thread and back
+/// (two cross-thread wake-ups on the call's path). Elsewhere (a
+/// current-thread runtime, as in unit tests) the work goes to the blocking
+/// pool.
 async fn blocking<T, F>(f: F) -> Result<T, VirtError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, PersistError> + Send + 'static,
 {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        return tokio::task::block_in_place(f).map_err(|e| persist_error(&e));
+    }
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(|e| persist_error(&e)),
         Err(e) => Err(internal(format!("file task failed: {e}"))),
@@ -167,6 +228,54 @@ fn process_cpu_time_ns(pid: i32) -> u64 {
         .unwrap_or(100)
         .max(1);
     (ticks(11) + ticks(12)) * (1_000_000_000 / hz)
+}
+
+/// Why a stored definition was not loaded.
+#[derive(Debug)]
+enum LoadError {
+    Read(std::io::Error),
+    Parse(common::xml::XmlError),
+}
+
+/// Below this many files, loading stays on the calling thread.
+const PARALLEL_LOAD_MIN: usize = 64;
+
+/// Reads and parses `files` (as stored: inactive, no validation, post-parse
+/// failures kept), on up to four threads when there are many; results in
+/// the order of `files`.
+fn parse_stored(
+    files: &[crate::persist::Listed],
+    hooks: &QemuHooks,
+) -> Vec<Result<DomainDef, LoadError>> {
+    let flags = ParseFlags {
+        inactive: true,
+        validate: false,
+        allow_post_parse_fail: true,
+    };
+    let one = |l: &crate::persist::Listed| {
+        let xml = std::fs::read_to_string(&l.path).map_err(LoadError::Read)?;
+        DomainDef::parse_str(&xml, flags, hooks).map_err(LoadError::Parse)
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(4);
+    if threads < 2 || files.len() < PARALLEL_LOAD_MIN {
+        return files.iter().map(one).collect();
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = files
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| match w.join() {
+                Ok(v) => v,
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    })
 }
 
 // === impl QemuDriver ===
@@ -291,35 +400,37 @@ impl QemuDriver {
     /// definition that fails the driver's post-parse is kept as written and
     /// marked (libvirt's `VIR_DOMAIN_DEF_PARSE_ALLOW_POST_PARSE_FAIL`).
     /// Nothing is ever written here.
+    ///
+    /// Each file is read just before it is parsed (never all texts at
+    /// once); many files are parsed on a few threads, then inserted in
+    /// name order, so what is loaded and what is reported do not depend on
+    /// the threads.
     pub fn load_definitions(&self) -> usize {
-        let (stored, unreadable) = match self.store.scan() {
+        let listed = match self.store.list() {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("{e}");
                 return 0;
             }
         };
-        for u in unreadable {
-            tracing::error!(
-                file = %u.path.display(),
-                "Failed to load config file '{}': {}; left untouched",
-                u.path.display(),
-                u.error
-            );
-        }
-        let flags = ParseFlags {
-            inactive: true,
-            validate: false,
-            allow_post_parse_fail: true,
-        };
+        let todo: Vec<crate::persist::Listed> = listed
+            .into_iter()
+            .filter(|l| self.domains.find_by_name(&l.name).is_none())
+            .collect();
+        let parsed = parse_stored(&todo, &self.hooks);
         let mut loaded = 0;
-        for sd in stored {
-            if self.domains.find_by_name(&sd.name).is_some() {
-                continue;
-            }
-            let def = match DomainDef::parse_str(&sd.xml, flags, &self.hooks) {
+        for (sd, res) in todo.iter().zip(parsed) {
+            let def = match res {
                 Ok(d) => d,
-                Err(e) => {
+                Err(LoadError::Read(e)) => {
+                    tracing::error!(
+                        file = %sd.path.display(),
+                        "Failed to load config file '{}': {e}; left untouched",
+                        sd.path.display(),
+                    );
+                    continue;
+                }
+                Err(LoadError::Parse(e)) => {
                     tracing::error!(
                         file = %sd.path.display(),
                         "Failed to load config for domain '{}': {e}; the file is left untouched",
@@ -377,7 +488,7 @@ impl QemuDriver {
     }
 
     fn find(&self, r: &ObjRef) -> Result<Arc<DomainObj>, VirtError> {
-        let obj = self.domains.lookup(r)?.obj;
+        let obj = self.domains.lookup_obj(r)?;
         if obj.lock().removed {
             return Err(self.not_found(r));
         }
@@ -394,58 +505,84 @@ impl QemuDriver {
 
     /// The domains matching `filter`, sorted by name.
     pub fn list_all(&self, filter: &ListFilter) -> Vec<DomainSummary> {
+        let mut out = Vec::new();
+        self.for_each_listed(filter, |d| {
+            out.push(DomainSummary {
+                def: Arc::clone(d.def),
+                uuid: *d.uuid,
+                id: d.id,
+                state: d.state,
+                reason: d.reason,
+                persistent: d.persistent,
+                autostart: d.autostart,
+                has_managed_save: d.has_managed_save,
+            });
+        });
+        out
+    }
+
+    /// Calls `f` for each domain matching `filter`, in name order, with
+    /// the domain's state lock held: `f` must be short (copy or encode a
+    /// few fields; no I/O, no `.await`, no other lock). The order comes
+    /// from the list's sorted snapshot, kept until a domain is added or
+    /// removed, so a listing neither sorts nor allocates per domain.
+    pub fn for_each_listed(&self, filter: &ListFilter, mut f: impl FnMut(&Listed<'_>)) {
         fn want(f: Option<bool>, v: bool) -> bool {
             f.is_none_or(|f| f == v)
         }
-        let mut out: Vec<DomainSummary> = self
-            .domains
-            .snapshot()
-            .into_iter()
-            .filter_map(|e| {
-                let st = e.obj.lock();
-                if st.removed {
-                    return None;
-                }
-                let s = DomainSummary {
-                    ident: st.ident(),
+        let sorted = self.domains.sorted_by_name();
+        for obj in sorted.iter() {
+            let st = obj.lock();
+            if st.removed {
+                continue;
+            }
+            let keep = want(filter.active, st.is_active())
+                && want(filter.persistent, st.persistent)
+                && want(filter.autostart, st.autostart)
+                && want(filter.managed_save, false)
+                && want(filter.has_snapshot, false)
+                && want(filter.has_checkpoint, false)
+                && (filter.states.is_empty() || filter.states.contains(&st.state));
+            if keep {
+                f(&Listed {
+                    def: &st.def,
+                    uuid: &obj.uuid_str,
+                    id: st.id,
                     state: st.state,
                     reason: st.reason,
                     persistent: st.persistent,
                     autostart: st.autostart,
                     has_managed_save: false,
-                    title: st.def.title.clone().unwrap_or_default(),
-                };
-                let keep = want(filter.active, st.is_active())
-                    && want(filter.persistent, s.persistent)
-                    && want(filter.autostart, s.autostart)
-                    && want(filter.managed_save, s.has_managed_save)
-                    && want(filter.has_snapshot, false)
-                    && want(filter.has_checkpoint, false)
-                    && (filter.states.is_empty() || filter.states.contains(&s.state));
-                keep.then_some(s)
-            })
-            .collect();
-        out.sort_by(|a, b| a.ident.name.cmp(&b.ident.name));
-        out
+                });
+            }
+        }
     }
 
     /// The domain's XML: the persistent definition with `flags.inactive`,
-    /// else the current one.
+    /// else the current one. The text is cached per domain for the
+    /// definition it was formatted from (definitions never change in
+    /// place), so repeated calls copy it instead of formatting again.
     ///
     /// # Errors
     /// `NO_DOMAIN`.
-    pub fn get_xml(&self, r: &ObjRef, flags: FormatFlags) -> Result<String, VirtError> {
+    pub fn get_xml(&self, r: &ObjRef, flags: FormatFlags) -> Result<Arc<str>, VirtError> {
+        let obj = self.find(r)?;
         let def = {
-            let obj = self.find(r)?;
             let st = obj.lock();
-            if flags.inactive {
+            let def = if flags.inactive {
                 st.persistent_def().clone()
             } else {
                 st.def.clone()
+            };
+            if let Some(xml) = st.cached_xml(&def, flags) {
+                return Ok(xml);
             }
+            def
         };
         // Formatting happens outside the state lock.
-        Ok(def.to_xml(flags))
+        let xml: Arc<str> = def.to_xml(flags).into();
+        obj.lock().cache_xml(&def, flags, Arc::clone(&xml));
+        Ok(xml)
     }
 
     /// State and reason.
@@ -489,6 +626,11 @@ impl QemuDriver {
     /// `NO_DOMAIN`.
     pub fn get_autostart(&self, r: &ObjRef) -> Result<bool, VirtError> {
         Ok(self.find(r)?.lock().autostart)
+    }
+
+    /// How many domains are listed.
+    pub fn domain_count(&self) -> usize {
+        self.domains.len()
     }
 
     /// Whether any domain runs (keeps the daemon from its idle timeout).
@@ -857,7 +999,7 @@ mod tests {
         d.define_xml(&domain_xml("a", U2), false).await.expect("a");
         d.set_autostart(&name("b"), true).await.expect("autostart");
         let names = |f: &ListFilter| -> Vec<String> {
-            d.list_all(f).into_iter().map(|s| s.ident.name).collect()
+            d.list_all(f).iter().map(|s| s.name().to_owned()).collect()
         };
         assert_eq!(names(&ListFilter::default()), ["a", "b"]);
         let f = ListFilter {

@@ -85,6 +85,17 @@ pub struct StoredDef {
     pub autostart: bool,
 }
 
+/// One stored definition file, found but not read yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The name from the file name (`<name>.xml`).
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Whether the autostart link points at it.
+    pub autostart: bool,
+}
+
 /// A file that could not be read at start (left alone).
 #[derive(Debug)]
 pub struct Unreadable {
@@ -140,13 +151,20 @@ impl ConfigStore {
     /// The directory or the file cannot be written; the old file (if
     /// any) is then unchanged.
     pub fn save(&self, name: &str, xml: &str) -> Result<(), PersistError> {
-        Self::create_dir(&self.dir)?;
         let path = self.config_file(name);
         let text = format!(
             "{HEADER}  virsh edit {name}\nor other application using the libvirt API.\n-->\n\n{xml}"
         );
-        fsutil::write_atomic(&path, text.as_bytes())
-            .map_err(|source| PersistError::Write { path, source })
+        // The directory exists but for the first save (or after someone
+        // removed it): create it only then, not on every save.
+        let written = match fsutil::write_atomic(&path, text.as_bytes()) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !self.dir.is_dir() => {
+                Self::create_dir(&self.dir)?;
+                fsutil::write_atomic(&path, text.as_bytes())
+            }
+            r => r,
+        };
+        written.map_err(|source| PersistError::Write { path, source })
     }
 
     /// Removes the autostart link, then the definition (as libvirt's
@@ -203,6 +221,34 @@ impl ConfigStore {
     /// # Errors
     /// The directory exists but cannot be read.
     pub fn scan(&self) -> Result<(Vec<StoredDef>, Vec<Unreadable>), PersistError> {
+        let mut defs = Vec::new();
+        let mut bad = Vec::new();
+        for l in self.list()? {
+            match std::fs::read_to_string(&l.path) {
+                Ok(xml) => defs.push(StoredDef {
+                    name: l.name,
+                    path: l.path,
+                    xml,
+                    autostart: l.autostart,
+                }),
+                Err(error) => bad.push(Unreadable {
+                    path: l.path,
+                    error,
+                }),
+            }
+        }
+        Ok((defs, bad))
+    }
+
+    /// Every `*.xml` in the directory (sorted by name), not read: the
+    /// caller reads each when it parses it, so the texts of all
+    /// definitions are never in memory at once. Removes stale temporary
+    /// files of interrupted writes first. Autostart is looked up only for
+    /// the names that have a link.
+    ///
+    /// # Errors
+    /// The directory exists but cannot be read.
+    pub fn list(&self) -> Result<Vec<Listed>, PersistError> {
         let read_dir_err = |source| PersistError::ReadDir {
             path: self.dir.clone(),
             source,
@@ -217,16 +263,19 @@ impl ConfigStore {
         let _ = fsutil::remove_stale_temps(&self.autostart_dir);
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(read_dir_err(e)),
         };
-        let mut defs = Vec::new();
-        let mut bad = Vec::new();
+        let links: std::collections::HashSet<std::ffi::OsString> =
+            match std::fs::read_dir(&self.autostart_dir) {
+                Ok(d) => d.filter_map(|e| Some(e.ok()?.file_name())).collect(),
+                Err(_) => std::collections::HashSet::new(),
+            };
+        let mut out = Vec::new();
         for entry in entries {
             let entry = entry.map_err(read_dir_err)?;
-            let path = entry.path();
-            let Some(name) = entry
-                .file_name()
+            let file_name = entry.file_name();
+            let Some(name) = file_name
                 .to_str()
                 .and_then(|n| n.strip_suffix(".xml"))
                 .map(str::to_owned)
@@ -236,21 +285,15 @@ impl ConfigStore {
             if name.is_empty() || !entry.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
-            match std::fs::read_to_string(&path) {
-                Ok(xml) => {
-                    let autostart = self.autostart_of(&name);
-                    defs.push(StoredDef {
-                        name,
-                        path,
-                        xml,
-                        autostart,
-                    });
-                }
-                Err(error) => bad.push(Unreadable { path, error }),
-            }
+            let autostart = links.contains(&file_name) && self.autostart_of(&name);
+            out.push(Listed {
+                name,
+                path: entry.path(),
+                autostart,
+            });
         }
-        defs.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok((defs, bad))
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 }
 

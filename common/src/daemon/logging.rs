@@ -312,6 +312,7 @@ pub(crate) fn otel_provider(service: &str) -> Option<SdkTracerProvider> {
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
     opentelemetry::global::set_tracer_provider(provider.clone());
+    crate::trace::set_exporting();
     Some(provider)
 }
 

@@ -50,6 +50,8 @@ pub struct QemuHooks {
     test_world: bool,
     /// The qemu.conf settings the post-parse rules read.
     conf: QemuConf,
+    /// `qemu-system-<arch>` found so far, per arch (shared by clones).
+    found: Arc<std::sync::Mutex<Vec<(String, PathBuf)>>>,
 }
 
 /// The qemu.conf settings (and environment) post-parse depends on.
@@ -109,8 +111,27 @@ impl QemuHooks {
         self.caps.as_deref()
     }
 
-    /// `qemu-system-<arch>` from the search path.
+    /// `qemu-system-<arch>` from the search path. The binary found is
+    /// remembered (as libvirt picks its emulators once, at driver start):
+    /// later calls check only that it is still a file, instead of looking
+    /// in every directory of the path on every definition parsed.
     pub fn default_emulator(&self, arch: &str) -> Option<PathBuf> {
+        let mut found = self
+            .found
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(i) = found.iter().position(|(a, _)| a == arch) {
+            if found[i].1.is_file() {
+                return Some(found[i].1.clone());
+            }
+            found.swap_remove(i);
+        }
+        let path = self.search_emulator(arch)?;
+        found.push((arch.to_owned(), path.clone()));
+        Some(path)
+    }
+
+    fn search_emulator(&self, arch: &str) -> Option<PathBuf> {
         let name = format!("qemu-system-{arch}");
         let dirs: Vec<PathBuf> = match &self.search_path {
             Some(d) => d.clone(),
@@ -189,10 +210,15 @@ impl DomainDefHooks for QemuHooks {
     }
 
     fn assign_addresses(&self, def: &mut DomainDef) -> Result<(), XmlError> {
-        match &self.caps {
+        let res = match &self.caps {
             Some(caps) => address::assign(caps, def),
             None => Ok(()),
-        }
+        };
+        // The last change of the definition: it is kept for the domain's
+        // life, so give back what the device list grew by (a parsed q35
+        // guest: 13 devices of 200 bytes in room for 16).
+        def.devices.shrink_to_fit();
+        res
     }
 
     fn validate(&self, def: &DomainDef) -> Result<(), XmlError> {
@@ -245,6 +271,12 @@ mod tests {
         assert_eq!(def.emulator.as_deref(), Some(bin.to_str().expect("utf-8")));
         // Found: kept as it is.
         hooks.post_parse(&mut def).expect("again");
+        // Remembered while it exists; looked for again once it is gone.
+        assert_eq!(hooks.default_emulator("x86_64"), Some(bin.clone()));
+        std::fs::remove_file(&bin).expect("remove fake qemu");
+        assert_eq!(hooks.default_emulator("x86_64"), None);
+        std::fs::write(&bin, "").expect("fake qemu again");
+        assert_eq!(hooks.default_emulator("x86_64"), Some(bin));
     }
 
     #[test]
