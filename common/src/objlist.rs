@@ -254,6 +254,8 @@ struct Inner<T> {
     /// Every object sorted by name, built on demand and dropped by every
     /// insertion or removal (ids do not change the order).
     sorted: Option<Arc<[Arc<T>]>>,
+    /// Counts insertions and removals.
+    version: u64,
 }
 
 /// Objects by UUID, name and id. See the module docs.
@@ -275,6 +277,7 @@ impl<T> ObjList<T> {
                 by_name: HashMap::new(),
                 by_id: HashMap::new(),
                 sorted: None,
+                version: 0,
             }),
         }
     }
@@ -336,6 +339,7 @@ impl<T> ObjList<T> {
         }
         let obj = make();
         inner.sorted = None;
+        inner.version += 1;
         inner.by_name.insert(name.to_owned(), *uuid);
         inner.by_uuid.insert(
             *uuid,
@@ -367,6 +371,7 @@ impl<T> ObjList<T> {
         let mut inner = self.write();
         let entry = inner.by_uuid.remove(uuid)?;
         inner.sorted = None;
+        inner.version += 1;
         inner.by_name.remove(&entry.name);
         if let Some(id) = entry.id {
             inner.by_id.remove(&id);
@@ -471,6 +476,13 @@ impl<T> ObjList<T> {
         let sorted: Arc<[Arc<T>]> = entries.into_iter().map(|(_, o)| Arc::clone(o)).collect();
         inner.sorted = Some(Arc::clone(&sorted));
         sorted
+    }
+
+    /// Changes with every insertion and removal (not with ids): a listing
+    /// computed at one version is still the list's membership while the
+    /// version stays.
+    pub fn version(&self) -> u64 {
+        self.read().version
     }
 
     /// How many objects are listed.
@@ -580,8 +592,14 @@ mod tests {
         );
         // An existing object found by add() changes nothing.
         let before = l.sorted_by_name();
+        let version = l.version();
         assert!(matches!(l.add("b", &u(2), || "X"), Ok(Added::Existing(_))));
         assert!(Arc::ptr_eq(&before, &l.sorted_by_name()));
+        assert_eq!(l.version(), version);
+        l.set_id(&u(2), None);
+        assert_eq!(l.version(), version);
+        l.remove(&u(2));
+        assert_ne!(l.version(), version);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!    wait for a job.
 
 use std::process::Child;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use common::domain::DomainDef;
@@ -389,10 +390,36 @@ impl DomainObj {
     }
 
     /// The state, locked. Keep the guard short: no `.await`, no I/O.
+    ///
+    /// Every call counts as a possible change of the state (see
+    /// [`state_generation`]).
     // Every update under this lock is a handful of field assignments that
     // cannot panic halfway, so a poisoned lock still guards a consistent
     // state.
     pub fn lock(&self) -> MutexGuard<'_, DomainObjState> {
+        let guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // Counted with the lock held, before any change: whoever reads the
+        // new count and then takes this lock sees the change.
+        STATE_GENERATION.fetch_add(1, Ordering::Release);
+        guard
+    }
+
+    /// The state, locked, for a reader that changes nothing and so does
+    /// not count as a change (listings). Never change the state through
+    /// it: cached listings would not notice.
+    pub(crate) fn lock_to_read(&self) -> MutexGuard<'_, DomainObjState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Counts [`DomainObj::lock`] calls of every domain of the process.
+static STATE_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// A number that changes whenever any domain's state may have changed: a
+/// listing made after reading it (taking each domain's lock with
+/// [`DomainObj::lock_to_read`]) stays true while it stays the same. Lookups
+/// and other readers count too, so it changes more often than needed,
+/// never less.
+pub fn state_generation() -> u64 {
+    STATE_GENERATION.load(Ordering::Acquire)
 }

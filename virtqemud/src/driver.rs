@@ -87,6 +87,10 @@ pub struct DomainSummary {
     pub has_managed_save: bool,
 }
 
+/// See [`QemuDriver::list_stamp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListStamp(u64, u64);
+
 /// One domain as [`QemuDriver::for_each_listed`] shows it: borrowed from
 /// the domain while its state lock is held.
 #[derive(Debug)]
@@ -532,7 +536,7 @@ impl QemuDriver {
         }
         let sorted = self.domains.sorted_by_name();
         for obj in sorted.iter() {
-            let st = obj.lock();
+            let st = obj.lock_to_read();
             if st.removed {
                 continue;
             }
@@ -626,6 +630,18 @@ impl QemuDriver {
     /// `NO_DOMAIN`.
     pub fn get_autostart(&self, r: &ObjRef) -> Result<bool, VirtError> {
         Ok(self.find(r)?.lock().autostart)
+    }
+
+    /// Changes whenever what [`QemuDriver::for_each_listed`] shows may
+    /// have changed (a domain added or removed, any domain's state locked
+    /// for a change): a listing made after reading it is still true while
+    /// it is the same.
+    pub fn list_stamp(&self) -> ListStamp {
+        // Both read before the listing they stamp.
+        ListStamp(
+            self.domains.version(),
+            crate::domain_obj::state_generation(),
+        )
     }
 
     /// How many domains are listed.

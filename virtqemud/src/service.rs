@@ -568,12 +568,16 @@ impl DomainService for Qemud {
 /// lock, UUIDs formatted once per domain) into one buffer. The generated
 /// path would build a `pb::DomainSummary` with three `String`s per domain,
 /// sort and encode them and free it all again. The bytes are the same
-/// (`tests::fast_list_encodes_as_prost`).
+/// (`tests::fast_list_encodes_as_prost`). The unfiltered reply is kept and
+/// sent again until the driver's list stamp changes
+/// (`tests::cached_list_follows_changes`).
 mod fast {
     use std::convert::Infallible;
     use std::task::{Context, Poll};
 
-    use prost::bytes::BufMut;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use prost::bytes::{BufMut, Bytes};
     use proto::domain::v1 as pb;
     use tonic::body::Body;
     use tonic::codec::{Codec, EncodeBuf, Encoder};
@@ -582,7 +586,7 @@ mod fast {
     use tonic_prost::ProstDecoder;
 
     use super::{DomainServiceServer, Qemud, list_filter, state_msg};
-    use crate::driver::Listed;
+    use crate::driver::{ListFilter, ListStamp, Listed};
 
     const LIST_ALL: &str = "/virt.domain.v1.DomainService/ListAllDomains";
 
@@ -591,6 +595,10 @@ mod fast {
     pub struct FastPaths {
         qemud: Qemud,
         inner: DomainServiceServer<Qemud>,
+        /// The last unfiltered listing, with the driver's stamp from
+        /// before it was made: answered again as long as the stamp is the
+        /// same (nothing was added, removed or locked for a change).
+        cache: Arc<Mutex<Option<(ListStamp, Bytes)>>>,
     }
 
     impl FastPaths {
@@ -598,7 +606,29 @@ mod fast {
             FastPaths {
                 inner: DomainServiceServer::new(qemud.clone()),
                 qemud,
+                cache: Arc::default(),
             }
+        }
+
+        /// The encoded reply to a listing with `filter`.
+        pub fn list(&self, filter: &ListFilter) -> Bytes {
+            let driver = &self.qemud.driver;
+            let unfiltered = *filter == ListFilter::default();
+            let stamp = driver.list_stamp();
+            if unfiltered
+                && let Some((s, b)) = &*self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+                && *s == stamp
+            {
+                return b.clone();
+            }
+            let mut out = Vec::with_capacity(driver.domain_count() * 96);
+            driver.for_each_listed(filter, |d| encode_listed(d, &mut out));
+            let out = Bytes::from(out);
+            if unfiltered {
+                *self.cache.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some((stamp, out.clone()));
+            }
+            out
         }
     }
 
@@ -623,14 +653,11 @@ mod fast {
             if req.uri().path() != LIST_ALL {
                 return self.inner.call(req);
             }
-            let qemud = self.qemud.clone();
+            let this = self.clone();
             Box::pin(async move {
                 let method = tower::service_fn(move |r: Request<pb::ListAllDomainsRequest>| {
                     let filter = list_filter(r.get_ref().filter.as_ref());
-                    let mut out = Vec::with_capacity(qemud.driver.domain_count() * 96);
-                    qemud
-                        .driver
-                        .for_each_listed(&filter, |d| encode_listed(d, &mut out));
+                    let out = this.list(&filter);
                     std::future::ready(Ok::<_, Status>(Response::new(Encoded(out))))
                 });
                 let mut grpc = tonic::server::Grpc::new(ListCodec);
@@ -641,7 +668,7 @@ mod fast {
 
     /// A reply message, already encoded.
     #[derive(Debug)]
-    pub struct Encoded(pub Vec<u8>);
+    pub struct Encoded(pub Bytes);
 
     #[derive(Debug, Default)]
     struct ListCodec;
@@ -792,6 +819,51 @@ mod tests {
             autostart: false,
             has_managed_save: false,
         }
+    }
+
+    #[tokio::test]
+    async fn cached_list_follows_changes() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let driver = Arc::new(QemuDriver::with_config_dir(tmp.path().join("qemu")));
+        let fast = fast::FastPaths::new(Qemud::new(driver.clone()));
+        let list = || {
+            pb::ListAllDomainsResponse::decode(fast.list(&ListFilter::default()))
+                .expect("decodes")
+                .domains
+                .into_iter()
+                .map(|d| (d.domain.expect("domain").name, d.autostart))
+                .collect::<Vec<_>>()
+        };
+        let xml = |n: &str, u: &str| {
+            format!(
+                "<domain type='qemu'><name>{n}</name><uuid>{u}</uuid><memory>4096</memory>\
+                 <os><type arch='x86_64'>hvm</type></os>\
+                 <devices><emulator>/bin/sh</emulator></devices></domain>"
+            )
+        };
+        assert!(list().is_empty());
+        driver
+            .define_xml(&xml("b", "c7a5fdbd-edaf-9455-926a-d65c16db1801"), false)
+            .await
+            .expect("b");
+        assert_eq!(list(), [("b".to_owned(), false)]);
+        assert_eq!(list(), [("b".to_owned(), false)]);
+        driver
+            .define_xml(&xml("a", "c7a5fdbd-edaf-9455-926a-d65c16db1802"), false)
+            .await
+            .expect("a");
+        assert_eq!(list(), [("a".to_owned(), false), ("b".to_owned(), false)]);
+        let b = ObjRef::Name("b".to_owned());
+        driver.set_autostart(&b, true).await.expect("autostart");
+        assert_eq!(list(), [("a".to_owned(), false), ("b".to_owned(), true)]);
+        driver.undefine(&b).await.expect("undefine");
+        assert_eq!(list(), [("a".to_owned(), false)]);
+        // A filtered listing is never served from the cache.
+        let only_autostart = ListFilter {
+            autostart: Some(true),
+            ..ListFilter::default()
+        };
+        assert!(fast.list(&only_autostart).is_empty());
     }
 
     #[test]
