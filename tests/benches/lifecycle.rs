@@ -4,8 +4,9 @@
 //! temporary `VIRT_ROOT` with the test kit's tiny guest (q35, TCG, 32 MiB).
 //!
 //! Run with `make bench` (both halves, one table) or
-//! `cargo bench -p tests --bench lifecycle [-- --quick]`. Without `--bench`
-//! (as under `cargo test --all-targets`) it does nothing. What each metric
+//! `cargo bench -p tests --bench lifecycle [-- --quick] [--calls-only]` (`--calls-only`:
+//! idle RSS, define, list and get XML only, for quick looks at per-call costs).
+//! Without `--bench` (as under `cargo test --all-targets`) it does nothing. What each metric
 //! measures: docs/benchmarks.md. libvirt's half: tests/benches/libvirt_lifecycle.py.
 //!
 //! Output on stdout: one line per metric, tab-separated,
@@ -910,7 +911,7 @@ async fn bench_big_list(env: &Env, c: &mut Client, r: Rounds) {
     report(&format!("list_{}", r.big), &v, "ms");
 }
 
-async fn run(env: &mut Env, r: Rounds) {
+async fn run(env: &mut Env, r: Rounds, calls_only: bool) {
     let t_spawn = Instant::now();
     env.spawn();
     let mut c = env.ready().await;
@@ -929,6 +930,11 @@ async fn run(env: &mut Env, r: Rounds) {
     bench_rss(env, "rss_empty").await;
     bench_define(env, &mut c).await;
     bench_list_get(env, &mut c, r).await;
+    if calls_only {
+        drop(c);
+        env.stop().await;
+        return;
+    }
     bench_start_destroy(env, &mut c, r).await;
     bench_shutdown_reboot(env, &mut c, r).await;
     let mut c = bench_restart(env, c, r).await;
@@ -1021,7 +1027,8 @@ fn main() {
         "virtqemud lifecycle bench: {} rounds",
         if quick { "quick" } else { "full" }
     ));
-    rt.block_on(run(&mut env, rounds));
+    let calls_only = args.iter().any(|a| a == "--calls-only");
+    rt.block_on(run(&mut env, rounds, calls_only));
     drop(env);
     drop(rt);
 }
