@@ -39,6 +39,7 @@ pub mod objlist;
 pub mod paths;
 pub mod storage;
 pub mod timefmt;
+pub mod tls;
 pub mod trace;
 pub mod xml;
 
