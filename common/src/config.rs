@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// The daemon that fronts remote clients (TCP/TLS listeners, per-client
+/// call limits that refuse rather than queue).
+pub const PROXY_DAEMON: &str = "virtproxyd";
+
 /// Keys only virtproxyd understands (remote listeners and their security).
 const PROXY_ONLY_KEYS: &[&str] = &[
     "listen_tls",
@@ -34,6 +38,7 @@ const PROXY_ONLY_KEYS: &[&str] = &[
     "tls_no_sanity_certificate",
     "tls_no_verify_certificate",
     "tls_priority",
+    "max_message_size",
 ];
 
 /// One daemon's settings, as read from its config file.
@@ -138,6 +143,10 @@ pub struct DaemonConfig {
     pub audit_level: u8,
     /// Write audit records of mutating calls to the log.
     pub audit_logging: u8,
+    /// virtproxyd: the largest request message (bytes) it forwards; larger
+    /// ones are refused with RESOURCE_EXHAUSTED (libvirt's fixed limit is
+    /// 32 MiB, the default).
+    pub max_message_size: u64,
 
     // === identity and keepalive ===
     /// Host UUID override.
@@ -210,6 +219,7 @@ impl Default for DaemonConfig {
             log_outputs: String::new(),
             audit_level: 1,
             audit_logging: 0,
+            max_message_size: 32 << 20,
             host_uuid: String::new(),
             host_uuid_source: "smbios".into(),
             keepalive_interval: 5,
@@ -323,6 +333,7 @@ fn known_keys() -> &'static [&'static str] {
         "log_outputs",
         "audit_level",
         "audit_logging",
+        "max_message_size",
         "host_uuid",
         "host_uuid_source",
         "keepalive_interval",
@@ -355,7 +366,7 @@ impl DaemonConfig {
                     key: key.clone(),
                 });
             }
-            if daemon != "virtproxyd" && PROXY_ONLY_KEYS.contains(&key.as_str()) {
+            if daemon != PROXY_DAEMON && PROXY_ONLY_KEYS.contains(&key.as_str()) {
                 return Err(ConfigError::ProxyOnlyKey {
                     path: path.to_path_buf(),
                     key: key.clone(),

@@ -53,6 +53,33 @@ pub fn inject<T>(mut req: tonic::Request<T>) -> Result<tonic::Request<T>, tonic:
     Ok(req)
 }
 
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+/// Puts the current span's trace context into `headers` (replacing the
+/// caller's `traceparent`): for a hop that forwards raw HTTP/2 requests,
+/// such as virtproxyd. Without export there is no context and nothing is
+/// written, so the caller's own `traceparent` passes through.
+pub fn inject_headers(headers: &mut http::HeaderMap) {
+    if !EXPORTING.load(Ordering::Relaxed) {
+        return;
+    }
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut HeaderInjector(headers))
+    });
+}
+
 /// Whether spans are exported (an OTLP provider was installed): set once
 /// by the logging set-up, read by [`TraceLayer`] on every request.
 static EXPORTING: AtomicBool = AtomicBool::new(false);

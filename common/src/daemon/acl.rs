@@ -4,6 +4,12 @@
 //! The decision uses [`proto::METHOD_ACCESS`], generated from the
 //! `(virt.common.v1.access)` option of every RPC. The standard health and
 //! reflection services are read-only. Anything else is refused.
+//!
+//! A client may restrict itself to read-only calls on any service socket
+//! with the metadata `virt-readonly: 1` ([`READONLY_HEADER`]): that is how
+//! `virsh -r` over TCP/TLS reaches virtproxyd, which then forwards the
+//! calls to the daemons' read-only sockets. A TLS client refused by
+//! `tls_allowed_dn_list` has every call refused here.
 
 use std::task::{Context, Poll};
 
@@ -12,6 +18,23 @@ use tower::{Layer, Service};
 
 use crate::error::{ErrorCode, ErrorDomain, VirtError};
 use crate::paths::SocketKind;
+
+/// The metadata key a client sets (to `1`) to be treated as read-only.
+pub const READONLY_HEADER: &str = "virt-readonly";
+
+/// The socket kind a request is judged as: `socket`, or ReadOnly when a
+/// service-socket client asked for read-only access.
+pub fn effective_socket(socket: SocketKind, headers: &http::HeaderMap) -> SocketKind {
+    if socket != SocketKind::Admin
+        && headers
+            .get(READONLY_HEADER)
+            .is_some_and(|v| v.as_bytes() == b"1")
+    {
+        SocketKind::ReadOnly
+    } else {
+        socket
+    }
+}
 
 /// Whether `socket` may call a method of class `access`.
 pub fn allowed(socket: SocketKind, access: Access) -> bool {
@@ -115,14 +138,18 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        match check(self.socket, req.uri().path()) {
+        let client = req.extensions().get::<crate::daemon::clients::ClientInfo>();
+        if let Some(why) = client.and_then(|c| c.denied.as_ref()) {
+            let e = VirtError::new(ErrorCode::AccessDenied, ErrorDomain::Rpc, why.clone());
+            return futures::future::Either::Left(futures::future::ready(Ok(e
+                .to_status()
+                .into_http())));
+        }
+        let socket = effective_socket(self.socket, req.headers());
+        match check(socket, req.uri().path()) {
             Ok(()) => futures::future::Either::Right(self.inner.call(req)),
             Err(e) => {
-                tracing::debug!(
-                    path = req.uri().path(),
-                    socket = self.socket.as_str(),
-                    "denied"
-                );
+                tracing::debug!(path = req.uri().path(), socket = socket.as_str(), "denied");
                 futures::future::Either::Left(futures::future::ready(Ok(e.to_status().into_http())))
             }
         }

@@ -23,6 +23,10 @@ pub struct Args {
     /// Pid file (default: <run>/<daemon>.pid).
     #[arg(short = 'p', long = "pid-file", value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
+    /// Listen on TCP/TLS as the config's listen_tls / listen_tcp say
+    /// (virtproxyd only; socket-activated listeners need no flag).
+    #[arg(short = 'l', long = "listen")]
+    pub listen: bool,
     /// Print the version and exit.
     #[arg(short = 'V', long = "version")]
     pub version: bool,

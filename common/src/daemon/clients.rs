@@ -36,8 +36,12 @@ pub struct ClientInfo {
     pub gid: Option<u32>,
     /// Peer pid (Unix sockets).
     pub pid: Option<i32>,
-    /// Certificate subject DN (TLS), or empty.
+    /// Certificate subject DN (TLS), `tcp:ADDR` (plain TCP), or empty
+    /// (Unix sockets: see uid/pid).
     pub identity: String,
+    /// Why every call of this client is refused (a TLS client whose DN is
+    /// not on `tls_allowed_dn_list`), if it is.
+    pub denied: Option<String>,
     /// When it connected.
     pub connected_at: SystemTime,
 }
@@ -46,6 +50,19 @@ impl ClientInfo {
     /// Whether the caller is restricted to read-only methods.
     pub fn readonly(&self) -> bool {
         self.socket == SocketKind::ReadOnly
+    }
+
+    /// Who the caller is, for logs and audit records: `uid=U pid=P` on a
+    /// Unix socket, the certificate DN or `tcp:ADDR` on the network.
+    pub fn who(&self) -> String {
+        if !self.identity.is_empty() {
+            return self.identity.clone();
+        }
+        match (self.uid, self.pid) {
+            (Some(u), Some(p)) => format!("uid={u} pid={p}"),
+            (Some(u), None) => format!("uid={u}"),
+            _ => format!("client {}", self.id),
+        }
     }
 }
 
@@ -120,6 +137,7 @@ impl ClientRegistry {
             gid: cred.map(|c| c.1),
             pid: cred.and_then(|c| c.2),
             identity,
+            denied: None,
             connected_at: SystemTime::now(),
         };
         self.lock().clients.insert(
@@ -236,6 +254,12 @@ impl<S> TrackedStream<S> {
     /// The registry id.
     pub fn id(&self) -> u64 {
         self.guard.id
+    }
+
+    /// Marks the connection refused: every call on it fails with
+    /// PERMISSION_DENIED and `why` (see [`crate::daemon::acl`]).
+    pub fn set_denied(&mut self, why: Option<String>) {
+        self.info.denied = why;
     }
 }
 

@@ -30,7 +30,9 @@ pub mod activation;
 pub mod admin;
 pub mod args;
 pub mod clients;
+pub mod limits;
 pub mod logging;
+pub mod remote;
 pub mod sockets;
 
 use std::future::Future;
@@ -320,8 +322,29 @@ where
             activated: false,
         });
     }
-    // Any activated socket left is one this daemon does not serve on Unix
-    // (TCP/TLS are the proxy's business): hand them back through the context.
+    // TCP/TLS: virtproxyd's alone (activated, or bound with --listen).
+    let remote_listeners = if name == crate::config::PROXY_DAEMON {
+        let r = remote::setup(&config, &paths, &mut activated, args.listen)?;
+        for l in &r {
+            let address = l
+                .listener
+                .local_addr()
+                .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+            tracing::info!(socket = l.kind.as_str(), %address, "listening");
+            served.push(ServedSocket {
+                kind: l.kind,
+                address,
+                activated: l.activated,
+            });
+        }
+        r
+    } else {
+        if args.listen {
+            return Err(format!("{name}: --listen: only virtproxyd listens on TCP").into());
+        }
+        Vec::new()
+    };
+    // Any activated socket left is one this daemon does not serve.
     for a in &activated {
         tracing::warn!(fd_name = %a.name, "ignoring activated socket this daemon does not serve");
     }
@@ -386,51 +409,68 @@ where
         .add_service(reflection);
 
     let mut servers = tokio::task::JoinSet::new();
+    let main_clients_admit = {
+        let (clients, state) = (clients.clone(), admin_state.clone());
+        move |admin_socket: bool| {
+            // max_clients is per server, as in libvirt: the rw, ro, tcp
+            // and tls sockets share the main server's limit, and
+            // SetServerLimits changes it live.
+            let max_clients = {
+                let limits = state
+                    .limits
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let l = if admin_socket {
+                    &limits.admin
+                } else {
+                    &limits.main
+                };
+                l.max_clients.unwrap_or(u32::MAX)
+            };
+            let on_server = clients
+                .list()
+                .iter()
+                .filter(|c| (c.socket == SocketKind::Admin) == admin_socket)
+                .count();
+            on_server < max_clients as usize
+        }
+    };
+    let settings = |kind: SocketKind| ServerSettings {
+        name,
+        kind,
+        max_requests: if kind == SocketKind::Admin {
+            config.admin_max_client_requests
+        } else {
+            config.max_client_requests
+        },
+        reject_over_limit: name == crate::config::PROXY_DAEMON && kind != SocketKind::Admin,
+        keepalive: keepalive(if kind == SocketKind::Admin {
+            (
+                config.admin_keepalive_interval,
+                config.admin_keepalive_count,
+            )
+        } else {
+            (config.keepalive_interval, config.keepalive_count)
+        }),
+    };
     for (kind, listener) in listeners {
         let routes = if kind == SocketKind::Admin {
             admin_routes.clone()
         } else {
             service_routes.clone()
         };
-        let max_requests = if kind == SocketKind::Admin {
-            config.admin_max_client_requests
-        } else {
-            config.max_client_requests
-        };
         let clients = clients.clone();
-        let state = admin_state.clone();
+        let admit = main_clients_admit.clone();
         let incoming = futures::stream::unfold(listener, move |listener| {
             let clients = clients.clone();
-            let state = state.clone();
+            let admit = admit.clone();
             async move {
                 loop {
                     match listener.accept().await {
                         Ok((stream, _)) => {
-                            // max_clients is per server, as in libvirt: the
-                            // rw and ro sockets share the main server's
-                            // limit, and SetServerLimits changes it live.
-                            let admin_socket = kind == SocketKind::Admin;
-                            let max_clients = {
-                                let limits = state
-                                    .limits
-                                    .lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                                let l = if admin_socket {
-                                    &limits.admin
-                                } else {
-                                    &limits.main
-                                };
-                                l.max_clients.unwrap_or(u32::MAX)
-                            };
-                            let on_server = clients
-                                .list()
-                                .iter()
-                                .filter(|c| (c.socket == SocketKind::Admin) == admin_socket)
-                                .count();
-                            if on_server >= max_clients as usize {
+                            if !admit(kind == SocketKind::Admin) {
                                 tracing::warn!(
                                     socket = kind.as_str(),
-                                    max_clients,
                                     "client limit reached, refusing connection"
                                 );
                                 drop(stream);
@@ -448,28 +488,31 @@ where
             }
         })
         .boxed();
-        let mut stop = stop_rx.clone();
-        let server = Server::builder()
-            .concurrency_limit_per_connection(max_requests as usize)
-            .layer(
-                tower::ServiceBuilder::new()
-                    .layer(crate::trace::TraceLayer::new(name))
-                    .layer(acl::AclLayer::new(kind)),
-            )
-            .add_routes(routes);
-        servers.spawn(async move {
-            let shutdown = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            (
-                kind,
-                server
-                    .serve_with_incoming_shutdown(incoming, shutdown)
-                    .await,
-            )
-        });
+        spawn_server(
+            &mut servers,
+            settings(kind),
+            routes,
+            incoming,
+            stop_rx.clone(),
+        );
     }
-
+    let dn_list: Option<Arc<[String]>> = config.tls_allowed_dn_list.clone().map(Arc::from);
+    for l in remote_listeners {
+        let kind = l.kind;
+        let admit = main_clients_admit.clone();
+        let cx = remote::AcceptContext {
+            clients: clients.clone(),
+            dn_list: dn_list.clone(),
+            admit: Arc::new(move || admit(false)),
+        };
+        spawn_server(
+            &mut servers,
+            settings(kind),
+            service_routes.clone(),
+            remote::incoming(l, cx),
+            stop_rx.clone(),
+        );
+    }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(
         version = VERSION,
@@ -525,6 +568,77 @@ where
     drop(pid_file);
     tracing::info!("{name} stopped");
     Ok(log)
+}
+
+/// How one socket's server behaves.
+#[derive(Clone, Copy, Debug)]
+struct ServerSettings {
+    name: &'static str,
+    kind: SocketKind,
+    /// `max_client_requests` (or the admin one).
+    max_requests: u32,
+    /// Refuse calls beyond `max_requests` with RESOURCE_EXHAUSTED (the
+    /// proxy) instead of queueing them (the daemons, as libvirt).
+    reject_over_limit: bool,
+    /// HTTP/2 PING interval and how long an unanswered one may take.
+    keepalive: Option<(Duration, Duration)>,
+}
+
+/// `keepalive_interval` / `keepalive_count` as HTTP/2 pings: a ping every
+/// interval, the connection closed when none is answered for interval ×
+/// count (libvirt's rule); an interval of -1 (or 0) disables them.
+fn keepalive((interval, count): (i32, u32)) -> Option<(Duration, Duration)> {
+    let secs = u64::try_from(interval).ok().filter(|s| *s > 0)?;
+    let every = Duration::from_secs(secs);
+    Some((every, every * count.max(1)))
+}
+
+type ServerResult = (SocketKind, Result<(), tonic::transport::Error>);
+
+/// Serves `routes` on the connections of `incoming` until `stop` turns
+/// true: the trace layer, the access layer, the per-client call limit.
+fn spawn_server<IO, S>(
+    servers: &mut tokio::task::JoinSet<ServerResult>,
+    s: ServerSettings,
+    routes: Routes,
+    incoming: S,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: futures::Stream<Item = std::io::Result<clients::TrackedStream<IO>>> + Send + 'static,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = Server::builder();
+    if !s.reject_over_limit {
+        builder = builder.concurrency_limit_per_connection(s.max_requests as usize);
+    }
+    if let Some((every, timeout)) = s.keepalive {
+        builder = builder
+            .http2_keepalive_interval(Some(every))
+            .http2_keepalive_timeout(Some(timeout));
+    }
+    let limit = s
+        .reject_over_limit
+        .then(|| limits::ClientCallLimitLayer::new(s.max_requests));
+    let server = builder
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(crate::trace::TraceLayer::new(s.name))
+                .layer(acl::AclLayer::new(s.kind))
+                .option_layer(limit),
+        )
+        .add_routes(routes);
+    let kind = s.kind;
+    servers.spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        (
+            kind,
+            server
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await,
+        )
+    });
 }
 
 async fn reload<D: Daemon>(
