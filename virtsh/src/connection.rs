@@ -8,20 +8,56 @@
 //!
 //! Where a daemon is reached is decided by [`target`] (from the URI, the
 //! read-only flag and the daemon); turning a target into a tonic channel is
-//! the single seam [`open_channel`], where the TCP/TLS transports (through
-//! virtproxyd) will be added.
+//! the single seam [`open_channel`]:
+//!
+//! - `unix`: the daemon's own socket (`-sock`, or `-sock-ro` when
+//!   read-only), or the one `socket=` given;
+//! - `tcp`: plain TCP to virtproxyd (default port 16509);
+//! - `tls`: TLS to virtproxyd (default port 16514), with the client files
+//!   chosen by [`client_files`], the handshake done by
+//!   [`common::tls::client`] inside the channel's connector.
+//!
+//! Over `tcp`/`tls` every daemon is behind the same proxy, so one channel
+//! serves the three services; channels are kept per [`Target`]. Remote
+//! channels send HTTP/2 keepalive pings ([`keepalive`], virsh's `-k`/`-K`).
+//!
+//! Every call goes through one interceptor, [`CallMeta`]: it adds the trace
+//! context and, on a read-only remote connection (`-r`, `connect
+//! --readonly`), the metadata [`READONLY_HEADER`]` = 1`, which makes
+//! virtproxyd treat the caller as read-only (locally the `-sock-ro` sockets
+//! do that).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use common::paths::{Paths, SocketKind};
-use common::trace::{TracedChannel, traced};
+pub use common::daemon::acl::READONLY_HEADER;
+use common::paths::{Mode, Paths, SocketKind};
+use common::tls::TlsError;
+use common::tls::client::ClientFiles;
+use hyper_util::rt::TokioIo;
 use proto::domain::v1::domain_service_client::DomainServiceClient;
 use proto::network::v1::network_service_client::NetworkServiceClient;
 use proto::storage::v1::storage_service_client::StorageServiceClient;
-use tonic::transport::Channel;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::uri::{ConnectUri, Transport, UriError};
+
+/// virsh's default keepalive interval (seconds) when `-k` is not given
+/// (`virshConnect`: `interval = 5`).
+pub const DEFAULT_KEEPALIVE_INTERVAL: u32 = 5;
+
+/// virsh's default keepalive count when `-K` is not given
+/// (`virshConnect`: `count = 6`).
+pub const DEFAULT_KEEPALIVE_COUNT: u32 = 6;
 
 /// A daemon serving one family of APIs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -55,13 +91,74 @@ pub enum ConnectError {
     /// The Unix socket could not be connected.
     #[error(transparent)]
     Socket(#[from] common::client::ConnectError),
-    /// A transport that is parsed but not implemented yet.
-    #[error("Operation not supported: transport '{0}' is not supported yet")]
-    Unsupported(Transport),
+    /// The remote host name does not resolve.
+    #[error("unable to resolve '{host}' service '{port}': {reason}")]
+    Resolve {
+        /// Host name.
+        host: String,
+        /// Port.
+        port: u16,
+        /// The resolver's message.
+        reason: String,
+    },
+    /// No TCP connection to the remote host.
+    #[error("unable to connect to server at '{host}:{port}': {}", strerror(source))]
+    Tcp {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A TLS client file is missing or unusable (the message names it).
+    #[error("{}", tls_file_message(.0))]
+    TlsFiles(#[from] TlsError),
+    /// The server's certificate was refused.
+    #[error("authentication failed: Failed to verify peer's certificate ({0})")]
+    PeerCertificate(String),
+    /// The TLS handshake failed otherwise.
+    #[error("TLS handshake failed with server at '{host}:{port}': {reason}")]
+    Handshake {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Why.
+        reason: String,
+    },
+    /// The HTTP/2 channel could not be set up on the connection.
+    #[error("unable to open a channel to server at '{host}:{port}': {reason}")]
+    Channel {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An OS error without Rust's " (os error N)" suffix, as libvirt prints it.
+fn strerror(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+fn tls_file_message(e: &TlsError) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
 }
 
 /// Where to dial one daemon.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
     /// A local Unix socket.
     Unix(PathBuf),
@@ -85,6 +182,13 @@ pub enum Target {
     },
 }
 
+impl Target {
+    /// Whether the target is virtproxyd over the network.
+    pub fn is_remote(&self) -> bool {
+        !matches!(self, Target::Unix(_))
+    }
+}
+
 /// Client-side settings that apply to every channel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ChannelOptions {
@@ -92,6 +196,29 @@ pub struct ChannelOptions {
     pub keepalive_interval: Option<u32>,
     /// `-K`: how many unanswered probes close the connection.
     pub keepalive_count: Option<u32>,
+}
+
+/// The HTTP/2 keepalive of a remote channel: the ping interval and how
+/// long to wait for its answer, or `None` when disabled (`-k 0`).
+///
+/// virsh's keepalive (default interval 5 s, count 6) declares the
+/// connection dead after `count` unanswered probes sent `interval` apart;
+/// over HTTP/2 that is one ping every `interval` while idle, whose answer
+/// may take `interval × count` (at least one interval: with `-K 0`,
+/// libvirt closes after one silent interval).
+pub fn keepalive(options: &ChannelOptions) -> Option<(Duration, Duration)> {
+    let interval = options
+        .keepalive_interval
+        .unwrap_or(DEFAULT_KEEPALIVE_INTERVAL);
+    if interval == 0 {
+        return None;
+    }
+    let count = options
+        .keepalive_count
+        .unwrap_or(DEFAULT_KEEPALIVE_COUNT)
+        .max(1);
+    let interval = Duration::from_secs(u64::from(interval));
+    Some((interval, interval.saturating_mul(count)))
 }
 
 /// Where `daemon` is reached for `uri`: its `-sock` (or `-sock-ro` when
@@ -123,22 +250,282 @@ pub fn target(uri: &ConnectUri, daemon: Daemon, readonly: bool) -> Target {
     }
 }
 
+/// The TLS client files for `pkipath=` (or its absence), as libvirt's
+/// remote driver locates them: the three files of `pkipath` when given;
+/// else, for root (or when `VIRT_ROOT` is set), the system files
+/// (`<ca_dir>/cacert.pem`, `<pki_dir>/clientcert.pem`,
+/// `<pki_dir>/private/clientkey.pem`, under `VIRT_ROOT`); else the user's
+/// `~/.pki/virt/{cacert,clientcert,clientkey}.pem`, where a missing CA
+/// falls back to the system CA and a missing certificate or key to the
+/// system certificate and key.
+pub fn client_files(pkipath: Option<&Path>) -> ClientFiles {
+    client_files_from(
+        pkipath,
+        Mode::detect() == Mode::System,
+        &Paths::from_env(Mode::Session).pki_dir,
+        &Paths::from_env(Mode::System),
+    )
+}
+
+/// [`client_files`] with the privilege, the user's pki directory and the
+/// system layout given, for tests.
+pub fn client_files_from(
+    pkipath: Option<&Path>,
+    privileged: bool,
+    user_dir: &Path,
+    system: &Paths,
+) -> ClientFiles {
+    if let Some(dir) = pkipath {
+        return ClientFiles::in_dir(dir);
+    }
+    let sys = ClientFiles::system(system);
+    if privileged {
+        return sys;
+    }
+    let user = ClientFiles::in_dir(user_dir);
+    let ca_file = if user.ca_file.exists() {
+        user.ca_file
+    } else {
+        sys.ca_file
+    };
+    let (cert_file, key_file) = if user.cert_file.exists() && user.key_file.exists() {
+        (user.cert_file, user.key_file)
+    } else {
+        (sys.cert_file, sys.key_file)
+    };
+    ClientFiles {
+        ca_file,
+        cert_file,
+        key_file,
+    }
+}
+
 /// The one function that turns a target into a connected tonic channel.
 ///
-/// # Errors
-/// The socket cannot be connected, or the transport is not implemented.
+/// The first connection is made here, so that what fails (the socket, the
+/// name, the TCP connection, a TLS file, the server's certificate) is
+/// reported with libvirt's words; the channel dials again by itself
+/// after a lost connection. Remote channels get the keepalive of
+/// `options`; over a local socket the peer's death is seen at once.
 ///
-/// `_options` (keepalive) will be applied by the remote transports; over a
-/// local socket the peer's death is seen at once.
+/// # Errors
+/// See [`ConnectError`].
 pub async fn open_channel(
     target: &Target,
-    _options: &ChannelOptions,
+    options: &ChannelOptions,
 ) -> Result<Channel, ConnectError> {
     match target {
         Target::Unix(path) => Ok(common::client::connect_unix(path).await?),
-        Target::Tcp { .. } => Err(ConnectError::Unsupported(Transport::Tcp)),
-        Target::Tls { .. } => Err(ConnectError::Unsupported(Transport::Tls)),
+        Target::Tcp { host, port } => {
+            let port = *port;
+            let first = dial_tcp(host, port).await?;
+            let h = host.clone();
+            let dial = move || {
+                let h = h.clone();
+                async move {
+                    let s = TcpStream::connect((bare_host(&h), port)).await?;
+                    s.set_nodelay(true)?;
+                    Ok(s)
+                }
+            };
+            remote_channel(host, port, options, first, dial).await
+        }
+        Target::Tls {
+            host,
+            port,
+            pkipath,
+            no_verify,
+        } => {
+            let port = *port;
+            let files = client_files(pkipath.as_deref());
+            let config = common::tls::client::client_config(&files, !no_verify)?;
+            // Resolve first, so that an unknown name is told apart from a
+            // refused connection (the connector resolves again: cheap).
+            resolve(host, port).await?;
+            let first = common::tls::client::connect(config.clone(), host, port)
+                .await
+                .map_err(|e| handshake_error(host, port, e))?;
+            let h = host.clone();
+            let dial = move || {
+                let (h, config) = (h.clone(), config.clone());
+                async move { common::tls::client::connect(config, &h, port).await }
+            };
+            remote_channel(host, port, options, first, dial).await
+        }
     }
+}
+
+/// A host as dialed: without the brackets of an IPv6 literal.
+fn bare_host(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// The host as it goes into a URI authority (IPv6 literals bracketed).
+fn uri_host(host: &str) -> String {
+    let bare = bare_host(host);
+    if bare.contains(':') {
+        format!("[{bare}]")
+    } else {
+        bare.to_owned()
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ConnectError> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare_host(host), port))
+        .await
+        .map_err(|e| ConnectError::Resolve {
+            host: host.to_owned(),
+            port,
+            reason: resolver_reason(&e),
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(ConnectError::Resolve {
+            host: host.to_owned(),
+            port,
+            reason: "No address associated with hostname".to_owned(),
+        });
+    }
+    Ok(addrs)
+}
+
+/// The resolver's own text, without the prefix Rust's standard library adds.
+fn resolver_reason(e: &std::io::Error) -> String {
+    let s = strerror(e);
+    s.strip_prefix("failed to lookup address information: ")
+        .map_or(s.clone(), str::to_owned)
+}
+
+/// The first TCP connection: every resolved address in turn, the last
+/// error reported as libvirt does.
+async fn dial_tcp(host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+    let mut last = None;
+    for addr in resolve(host, port).await? {
+        match TcpStream::connect(addr).await {
+            Ok(s) => {
+                s.set_nodelay(true).ok();
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(ConnectError::Tcp {
+        host: host.to_owned(),
+        port,
+        source: last.unwrap_or_else(|| std::io::Error::other("no address")),
+    })
+}
+
+/// Sorts a failed TLS connection into a refused connection, a refused
+/// server certificate, or another handshake failure.
+fn handshake_error(host: &str, port: u16, e: std::io::Error) -> ConnectError {
+    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return match tls {
+            rustls::Error::InvalidCertificate(_) => ConnectError::PeerCertificate(tls.to_string()),
+            other => ConnectError::Handshake {
+                host: host.to_owned(),
+                port,
+                reason: other.to_string(),
+            },
+        };
+    }
+    if e.raw_os_error().is_some() {
+        return ConnectError::Tcp {
+            host: host.to_owned(),
+            port,
+            source: e,
+        };
+    }
+    ConnectError::Handshake {
+        host: host.to_owned(),
+        port,
+        reason: strerror(&e),
+    }
+}
+
+/// A channel to virtproxyd whose connector hands out `first` (already
+/// connected) once and dials with `dial` after that.
+async fn remote_channel<S, D, F>(
+    host: &str,
+    port: u16,
+    options: &ChannelOptions,
+    first: S,
+    dial: D,
+) -> Result<Channel, ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    D: Fn() -> F + Send + Sync + 'static,
+    F: Future<Output = std::io::Result<S>> + Send + 'static,
+{
+    let channel_error = |reason: String| ConnectError::Channel {
+        host: host.to_owned(),
+        port,
+        reason,
+    };
+    let mut endpoint = Endpoint::from_shared(format!("http://{}:{port}", uri_host(host)))
+        .map_err(|e| channel_error(e.to_string()))?;
+    if let Some((interval, timeout)) = keepalive(options) {
+        endpoint = endpoint
+            .http2_keep_alive_interval(interval)
+            .keep_alive_timeout(timeout)
+            .keep_alive_while_idle(true);
+    }
+    let first = Arc::new(Mutex::new(Some(first)));
+    let dial = Arc::new(dial);
+    let connector = tower::service_fn(move |_: http::Uri| {
+        let taken = first.lock().ok().and_then(|mut f| f.take());
+        let dial = dial.clone();
+        async move {
+            let stream = match taken {
+                Some(s) => s,
+                None => dial().await?,
+            };
+            Ok::<_, std::io::Error>(TokioIo::new(stream))
+        }
+    });
+    endpoint
+        .connect_with_connector(connector)
+        .await
+        .map_err(|e| channel_error(error_chain(&e)))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The interceptor every call of a [`Connection`] goes through: trace
+/// context, and [`READONLY_HEADER`] on read-only remote connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallMeta {
+    /// Send `virt-readonly: 1` with every call.
+    pub readonly: bool,
+}
+
+impl Interceptor for CallMeta {
+    fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut req = common::trace::inject(req)?;
+        if self.readonly {
+            req.metadata_mut()
+                .insert(READONLY_HEADER, MetadataValue::from_static("1"));
+        }
+        Ok(req)
+    }
+}
+
+/// A channel with the [`CallMeta`] interceptor: what every client of a
+/// [`Connection`] is built on.
+pub type VirtChannel = InterceptedService<Channel, CallMeta>;
+
+/// Wraps `channel` in the [`CallMeta`] interceptor.
+pub fn intercepted(channel: Channel, meta: CallMeta) -> VirtChannel {
+    InterceptedService::new(channel, meta)
 }
 
 /// The daemons behind one URI, dialed on first use.
@@ -147,7 +534,7 @@ pub struct Connection {
     uri: ConnectUri,
     readonly: bool,
     options: ChannelOptions,
-    channels: HashMap<Daemon, Channel>,
+    channels: HashMap<Target, Channel>,
 }
 
 impl Connection {
@@ -166,22 +553,35 @@ impl Connection {
         &self.uri
     }
 
-    /// Whether the read-only sockets are used.
+    /// Whether the connection is read-only (the `-sock-ro` sockets locally,
+    /// [`READONLY_HEADER`] remotely).
     pub fn readonly(&self) -> bool {
         self.readonly
     }
 
-    /// The channel to `daemon`, dialing it the first time.
+    /// The interceptor of this connection's calls.
+    pub fn call_meta(&self) -> CallMeta {
+        CallMeta {
+            readonly: self.readonly && self.uri.transport() != Transport::Unix,
+        }
+    }
+
+    /// The channel to `daemon`, dialing it the first time (one channel per
+    /// target: over `tcp`/`tls` the three daemons share one).
     ///
     /// # Errors
     /// [`ConnectError`] when the daemon cannot be reached.
-    pub async fn channel(&mut self, daemon: Daemon) -> Result<Channel, ConnectError> {
-        if let Some(ch) = self.channels.get(&daemon) {
-            return Ok(ch.clone());
-        }
-        let ch = open_channel(&target(&self.uri, daemon, self.readonly), &self.options).await?;
-        self.channels.insert(daemon, ch.clone());
-        Ok(ch)
+    pub async fn channel(&mut self, daemon: Daemon) -> Result<VirtChannel, ConnectError> {
+        let target = target(&self.uri, daemon, self.readonly);
+        let ch = match self.channels.get(&target) {
+            Some(ch) => ch.clone(),
+            None => {
+                let ch = open_channel(&target, &self.options).await?;
+                self.channels.insert(target, ch.clone());
+                ch
+            }
+        };
+        Ok(intercepted(ch, self.call_meta()))
     }
 
     /// Forgets every channel, so that the next call dials again (after a
@@ -194,30 +594,28 @@ impl Connection {
     ///
     /// # Errors
     /// [`ConnectError`] when virtqemud cannot be reached.
-    pub async fn domain(&mut self) -> Result<DomainServiceClient<TracedChannel>, ConnectError> {
-        Ok(DomainServiceClient::new(traced(
-            self.channel(Daemon::Qemu).await?,
-        )))
+    pub async fn domain(&mut self) -> Result<DomainServiceClient<VirtChannel>, ConnectError> {
+        Ok(DomainServiceClient::new(self.channel(Daemon::Qemu).await?))
     }
 
     /// A client of virtstoraged's `StorageService`.
     ///
     /// # Errors
     /// [`ConnectError`] when virtstoraged cannot be reached.
-    pub async fn storage(&mut self) -> Result<StorageServiceClient<TracedChannel>, ConnectError> {
-        Ok(StorageServiceClient::new(traced(
+    pub async fn storage(&mut self) -> Result<StorageServiceClient<VirtChannel>, ConnectError> {
+        Ok(StorageServiceClient::new(
             self.channel(Daemon::Storage).await?,
-        )))
+        ))
     }
 
     /// A client of virtnetworkd's `NetworkService`.
     ///
     /// # Errors
     /// [`ConnectError`] when virtnetworkd cannot be reached.
-    pub async fn network(&mut self) -> Result<NetworkServiceClient<TracedChannel>, ConnectError> {
-        Ok(NetworkServiceClient::new(traced(
+    pub async fn network(&mut self) -> Result<NetworkServiceClient<VirtChannel>, ConnectError> {
+        Ok(NetworkServiceClient::new(
             self.channel(Daemon::Network).await?,
-        )))
+        ))
     }
 }
 
@@ -275,13 +673,135 @@ mod tests {
         );
     }
 
+    #[test]
+    fn keepalive_follows_virsh() {
+        let secs = Duration::from_secs;
+        assert_eq!(
+            keepalive(&ChannelOptions::default()),
+            Some((secs(5), secs(30)))
+        );
+        let o = |i, c| ChannelOptions {
+            keepalive_interval: i,
+            keepalive_count: c,
+        };
+        assert_eq!(keepalive(&o(Some(2), Some(3))), Some((secs(2), secs(6))));
+        assert_eq!(keepalive(&o(Some(10), None)), Some((secs(10), secs(60))));
+        assert_eq!(keepalive(&o(None, Some(0))), Some((secs(5), secs(5))));
+        assert_eq!(keepalive(&o(Some(0), Some(3))), None);
+    }
+
+    #[test]
+    fn client_files_as_libvirt_locates_them() {
+        let tmp = std::env::temp_dir().join(format!("virtsh-pki-{}", std::process::id()));
+        let user = tmp.join("user");
+        let system = Paths::system(Some(&tmp.join("root")));
+        let sys = ClientFiles::system(&system);
+        assert_eq!(
+            sys.key_file,
+            tmp.join("root/etc/pki/virt/private/clientkey.pem")
+        );
+        assert_eq!(sys.ca_file, tmp.join("root/etc/pki/CA/cacert.pem"));
+
+        // pkipath wins, whatever exists.
+        let p = Path::new("/some/dir");
+        assert_eq!(
+            client_files_from(Some(p), true, &user, &system),
+            ClientFiles::in_dir(p)
+        );
+        // Root: the system files.
+        assert_eq!(client_files_from(None, true, &user, &system), sys);
+        // A user without files: the system files.
+        assert_eq!(client_files_from(None, false, &user, &system), sys);
+
+        // The user's CA alone; then the certificate without its key; then both.
+        std::fs::create_dir_all(&user).expect("mkdir");
+        let mine = ClientFiles::in_dir(&user);
+        std::fs::write(&mine.ca_file, "x").expect("write");
+        let f = client_files_from(None, false, &user, &system);
+        assert_eq!(f.ca_file, mine.ca_file);
+        assert_eq!(f.cert_file, sys.cert_file);
+        std::fs::write(&mine.cert_file, "x").expect("write");
+        let f = client_files_from(None, false, &user, &system);
+        assert_eq!((&f.cert_file, &f.key_file), (&sys.cert_file, &sys.key_file));
+        std::fs::write(&mine.key_file, "x").expect("write");
+        assert_eq!(client_files_from(None, false, &user, &system), mine);
+        std::fs::remove_dir_all(&tmp).ok();
+    }
+
+    #[test]
+    fn readonly_metadata_only_on_remote_connections() {
+        let meta = |u: &str, ro| Connection::new(uri(u), ro, ChannelOptions::default()).call_meta();
+        assert!(meta("qemu+tls://h/system", true).readonly);
+        assert!(meta("qemu+tcp://h/system", true).readonly);
+        assert!(!meta("qemu+tcp://h/system", false).readonly);
+        assert!(!meta("qemu:///system", true).readonly);
+
+        let mut m = CallMeta { readonly: true };
+        let req = m.call(tonic::Request::new(())).expect("intercept");
+        assert_eq!(
+            req.metadata()
+                .get(READONLY_HEADER)
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+        let mut m = CallMeta { readonly: false };
+        let req = m.call(tonic::Request::new(())).expect("intercept");
+        assert!(req.metadata().get(READONLY_HEADER).is_none());
+    }
+
     #[tokio::test]
-    async fn remote_transports_are_not_supported_yet() {
-        let mut c = Connection::new(uri("qemu+tls://h/system"), false, ChannelOptions::default());
+    async fn refused_tcp_connection_is_reported_as_libvirt_does() {
+        // A port nobody listens on: bind, read the port, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut c = Connection::new(
+            uri(&format!("qemu+tcp://127.0.0.1:{port}/system")),
+            false,
+            ChannelOptions::default(),
+        );
+        let e = c.domain().await.err().map(|e| e.to_string());
+        assert_eq!(
+            e,
+            Some(format!(
+                "unable to connect to server at '127.0.0.1:{port}': Connection refused"
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_tls_file_is_named() {
+        let mut c = Connection::new(
+            uri("qemu+tls://127.0.0.1:1/system?pkipath=/nonexistent/pki"),
+            false,
+            ChannelOptions::default(),
+        );
         let e = c.domain().await.err().map(|e| e.to_string());
         assert_eq!(
             e.as_deref(),
-            Some("Operation not supported: transport 'tls' is not supported yet")
+            Some(
+                "Cannot read client certificate '/nonexistent/pki/clientcert.pem': No such file or directory"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_host_is_a_resolver_error() {
+        let mut c = Connection::new(
+            uri("qemu+tcp://no-such-host.invalid/system"),
+            false,
+            ChannelOptions::default(),
+        );
+        let e = c
+            .domain()
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.starts_with("unable to resolve 'no-such-host.invalid' service '16509': "),
+            "{e}"
         );
     }
 

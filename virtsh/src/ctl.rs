@@ -7,14 +7,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use common::trace::TracedChannel;
 use proto::domain::v1::domain_service_client::DomainServiceClient;
 use proto::network::v1::network_service_client::NetworkServiceClient;
 use proto::storage::v1::storage_service_client::StorageServiceClient;
 use tracing::Instrument;
 
 use crate::cli::{CommandTable, Invocation, parse_command};
-use crate::connection::{ChannelOptions, ConnectError, Connection};
+use crate::connection::{ChannelOptions, ConnectError, Connection, VirtChannel};
 use crate::error::Error;
 use crate::shell::split_commands;
 use crate::uri::{ConnectUri, default_uri};
@@ -197,7 +196,7 @@ impl Ctl {
     ///
     /// # Errors
     /// `failed to connect to the hypervisor` and the reason.
-    pub async fn domain(&mut self) -> Result<DomainServiceClient<TracedChannel>, Error> {
+    pub async fn domain(&mut self) -> Result<DomainServiceClient<VirtChannel>, Error> {
         Ok(self.connection()?.domain().await?)
     }
 
@@ -205,7 +204,7 @@ impl Ctl {
     ///
     /// # Errors
     /// `failed to connect to the hypervisor` and the reason.
-    pub async fn storage(&mut self) -> Result<StorageServiceClient<TracedChannel>, Error> {
+    pub async fn storage(&mut self) -> Result<StorageServiceClient<VirtChannel>, Error> {
         Ok(self.connection()?.storage().await?)
     }
 
@@ -213,7 +212,7 @@ impl Ctl {
     ///
     /// # Errors
     /// `failed to connect to the hypervisor` and the reason.
-    pub async fn network(&mut self) -> Result<NetworkServiceClient<TracedChannel>, Error> {
+    pub async fn network(&mut self) -> Result<NetworkServiceClient<VirtChannel>, Error> {
         Ok(self.connection()?.network().await?)
     }
 

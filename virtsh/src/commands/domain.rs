@@ -2,16 +2,16 @@
 //! `autostart`, `domid`, `domname`, `domuuid`; and the domain lookup every
 //! domain command shares (virsh's `virshLookupDomainBy`).
 
-use common::trace::TracedChannel;
 use proto::domain::v1 as pb;
 use proto::domain::v1::domain_service_client::DomainServiceClient;
 
 use crate::cli::{CommandDef, Group, HandlerFuture, Invocation, OptDef};
+use crate::connection::VirtChannel;
 use crate::ctl::Ctl;
 use crate::error::Error;
 
 /// The client every domain command uses.
-pub(crate) type Client = DomainServiceClient<TracedChannel>;
+pub(crate) type Client = DomainServiceClient<VirtChannel>;
 
 /// Look the domain up by id.
 pub(crate) const BY_ID: u8 = 1;

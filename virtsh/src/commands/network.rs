@@ -13,13 +13,13 @@
 //! and a failed call prints virsh's line first (`error: Failed to start
 //! network n`), then the daemon's message.
 
-use common::trace::TracedChannel;
 use proto::network::v1 as pb;
 use proto::network::v1::network_service_client::NetworkServiceClient;
 
 use crate::cli::{CommandDef, Group, HandlerFuture, Invocation, OptDef};
 use crate::commands::domain::{exclusive, print_extra, read_xml_file, string_req};
 use crate::commands::storage::{print_xml, sort_by_name};
+use crate::connection::VirtChannel;
 use crate::ctl::Ctl;
 use crate::error::Error;
 use crate::table::Table;
@@ -27,7 +27,7 @@ use crate::table::Table;
 pub mod ifaddr;
 
 /// The client every network command uses.
-pub(crate) type Client = NetworkServiceClient<TracedChannel>;
+pub(crate) type Client = NetworkServiceClient<VirtChannel>;
 
 /// Look the network up by UUID (virsh's `VIRSH_BYUUID`).
 const BY_UUID: u8 = 1;

@@ -4,17 +4,17 @@
 //! `virScaleInteger`) and printing (`vshPrettyCapacity`), and the
 //! references sent to virtstoraged.
 
-use common::trace::TracedChannel;
 use proto::storage::v1 as pb;
 use proto::storage::v1::storage_service_client::StorageServiceClient;
 
 use crate::cli::Invocation;
 use crate::commands::domain::string_req;
+use crate::connection::VirtChannel;
 use crate::ctl::Ctl;
 use crate::error::Error;
 
 /// The client every storage command uses.
-pub(crate) type Client = StorageServiceClient<TracedChannel>;
+pub(crate) type Client = StorageServiceClient<VirtChannel>;
 
 /// Look the pool up by UUID (virsh's `VIRSH_BYUUID`); for volumes: by key
 /// and then by path.

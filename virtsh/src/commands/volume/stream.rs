@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::trace::TracedChannel;
 use proto::storage::v1 as pb;
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -37,7 +36,7 @@ use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use crate::cli::{HandlerFuture, Invocation};
 use crate::commands::domain::{strerror, string_req};
 use crate::commands::storage::{Client, opt_vol, vol_ref};
-use crate::connection::Daemon;
+use crate::connection::{Daemon, VirtChannel};
 use crate::ctl::Ctl;
 use crate::error::Error;
 
@@ -396,7 +395,7 @@ fn produce_data(
 /// then broken, see [`UploadCodec`]), [`TransferError::Daemon`] when the
 /// daemon fails the call.
 pub async fn upload(
-    channel: TracedChannel,
+    channel: VirtChannel,
     header: pb::UploadHeader,
     src: Source,
     progress: Progress,
@@ -608,7 +607,6 @@ pub(super) fn cmd_vol_upload<'a>(ctl: &'a mut Ctl, inv: &'a Invocation) -> Handl
         };
         let progress = Progress::terminal("Upload", total, ctl.settings.quiet);
         let channel = ctl.connection()?.channel(Daemon::Storage).await?;
-        let channel = common::trace::traced(channel);
         match upload(channel, header, src, progress).await {
             Ok(_) => Ok(()),
             Err(TransferError::Local(e)) => Err(Error::context(

@@ -802,12 +802,7 @@ async fn failed_reads_cancel_the_upload() {
     };
     let r = tokio::time::timeout(
         std::time::Duration::from_secs(10),
-        super::stream::upload(
-            common::trace::traced(channel),
-            header,
-            src,
-            Progress::new("Upload", 0, None),
-        ),
+        super::stream::upload(channel, header, src, Progress::new("Upload", 0, None)),
     )
     .await
     .expect("no hang");
