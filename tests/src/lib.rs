@@ -22,6 +22,8 @@
 //! - [`wait_until`], [`wait_until_async`], [`wait_until_blocking`]: bounded
 //!   polling instead of sleeps.
 //! - [`call_empty`]: an empty request to any gRPC path, for access checks.
+//! - [`pki`]: a test PKI (CAs, server and client certificates, CRLs) written
+//!   in the layout `common::tls` reads, for the TLS transport.
 //!
 //! The binaries are taken from the target directory the test itself was
 //! built into (`target/debug/deps/..`). If one is missing, `cargo build
@@ -841,4 +843,5 @@ pub fn kill_qemus_under(root: &Path) {
 }
 
 pub mod netns;
+pub mod pki;
 pub mod virtsh;
