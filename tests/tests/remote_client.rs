@@ -494,7 +494,14 @@ async fn client_of_another_ca_or_revoked_is_refused_by_the_server() {
         server.port,
         dir.display()
     );
-    assert!(health(&mut connection(&uri, false)).await.is_err());
+    assert_eq!(
+        health(&mut connection(&uri, false)).await,
+        Err(
+            "server verification (of our certificate or IP address) failed \
+             (received fatal alert: CertificateRevoked)"
+                .to_owned()
+        )
+    );
 
     // So is a client of another CA.
     let other = Ca::new("Other CA");
@@ -505,7 +512,14 @@ async fn client_of_another_ca_or_revoked_is_refused_by_the_server() {
         server.port,
         dir.display()
     );
-    assert!(health(&mut connection(&uri, false)).await.is_err());
+    assert_eq!(
+        health(&mut connection(&uri, false)).await,
+        Err(
+            "server verification (of our certificate or IP address) failed \
+             (received fatal alert: UnknownCA)"
+                .to_owned()
+        )
+    );
 
     let refused = server.refused();
     assert_eq!(refused.len(), 2, "{refused:?}");

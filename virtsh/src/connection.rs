@@ -31,7 +31,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub use common::daemon::acl::READONLY_HEADER;
@@ -42,7 +44,7 @@ use hyper_util::rt::TokioIo;
 use proto::domain::v1::domain_service_client::DomainServiceClient;
 use proto::network::v1::network_service_client::NetworkServiceClient;
 use proto::storage::v1::storage_service_client::StorageServiceClient;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
@@ -118,6 +120,10 @@ pub enum ConnectError {
     /// The server's certificate was refused.
     #[error("authentication failed: Failed to verify peer's certificate ({0})")]
     PeerCertificate(String),
+    /// The server refused our certificate (TLS 1.3 tells the client after
+    /// its side of the handshake, with the server's first bytes).
+    #[error("server verification (of our certificate or IP address) failed ({0})")]
+    ServerRefused(String),
     /// The TLS handshake failed otherwise.
     #[error("TLS handshake failed with server at '{host}:{port}': {reason}")]
     Handshake {
@@ -345,10 +351,14 @@ pub async fn open_channel(
             let first = common::tls::client::connect(config.clone(), host, port)
                 .await
                 .map_err(|e| handshake_error(host, port, e))?;
+            let first = confirmed(first).await?;
             let h = host.clone();
             let dial = move || {
                 let (h, config) = (h.clone(), config.clone());
-                async move { common::tls::client::connect(config, &h, port).await }
+                async move {
+                    let s = common::tls::client::connect(config, &h, port).await?;
+                    Ok(Prefixed::new(Vec::new(), s))
+                }
             };
             remote_channel(host, port, options, first, dial).await
         }
@@ -440,6 +450,100 @@ fn handshake_error(host: &str, port: u16, e: std::io::Error) -> ConnectError {
         host: host.to_owned(),
         port,
         reason: strerror(&e),
+    }
+}
+
+/// How long [`confirmed`] waits for the server's first bytes.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits for the server's first bytes on a new TLS connection, as
+/// libvirt's client waits for the server's confirmation byte: with TLS
+/// 1.3 a server that refuses the client's certificate (unknown CA,
+/// revoked) says so only after the client's handshake has completed, in
+/// place of the HTTP/2 settings it sends first otherwise. The bytes read
+/// are replayed to the channel. A server silent for [`CONFIRM_TIMEOUT`]
+/// is let through (the calls will tell).
+async fn confirmed<S>(mut stream: S) -> Result<Prefixed<S>, ConnectError>
+where
+    S: AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 256];
+    match tokio::time::timeout(CONFIRM_TIMEOUT, stream.read(&mut buf)).await {
+        Err(_) => Ok(Prefixed::new(Vec::new(), stream)),
+        Ok(Ok(0)) => Err(ConnectError::ServerRefused(
+            "the server closed the connection".to_owned(),
+        )),
+        Ok(Ok(n)) => {
+            buf.truncate(n);
+            Ok(Prefixed::new(buf, stream))
+        }
+        Ok(Err(e)) => Err(ConnectError::ServerRefused(strerror(&e))),
+    }
+}
+
+/// A stream that first yields bytes already read from it.
+#[derive(Debug)]
+struct Prefixed<S> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    fn new(prefix: Vec<u8>, inner: S) -> Prefixed<S> {
+        Prefixed {
+            prefix,
+            pos: 0,
+            inner,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.pos < self.prefix.len() {
+            let n = (self.prefix.len() - self.pos).min(buf.remaining());
+            let start = self.pos;
+            buf.put_slice(&self.prefix[start..start + n]);
+            self.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 
