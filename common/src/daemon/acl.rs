@@ -137,7 +137,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let client = req.extensions().get::<crate::daemon::clients::ClientInfo>();
         if let Some(why) = client.and_then(|c| c.denied.as_ref()) {
             let e = VirtError::new(ErrorCode::AccessDenied, ErrorDomain::Rpc, why.clone());
@@ -146,6 +146,16 @@ where
                 .into_http())));
         }
         let socket = effective_socket(self.socket, req.headers());
+        if socket != self.socket {
+            // The services' own checks (GetXml's secure flag) see the
+            // caller as read-only too.
+            if let Some(c) = req
+                .extensions_mut()
+                .get_mut::<crate::daemon::clients::ClientInfo>()
+            {
+                c.socket = socket;
+            }
+        }
         match check(socket, req.uri().path()) {
             Ok(()) => futures::future::Either::Right(self.inner.call(req)),
             Err(e) => {
