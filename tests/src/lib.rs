@@ -844,4 +844,5 @@ pub fn kill_qemus_under(root: &Path) {
 
 pub mod netns;
 pub mod pki;
+pub mod python;
 pub mod virtsh;

@@ -162,7 +162,7 @@ impl Admin {
             pid: c.pid,
             identity: c.identity.clone(),
             readonly: c.readonly(),
-            remote_address: String::new(),
+            remote_address: c.remote_addr.clone().unwrap_or_default(),
         }
     }
 

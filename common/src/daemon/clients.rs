@@ -36,9 +36,10 @@ pub struct ClientInfo {
     pub gid: Option<u32>,
     /// Peer pid (Unix sockets).
     pub pid: Option<i32>,
-    /// Certificate subject DN (TLS), `tcp:ADDR` (plain TCP), or empty
-    /// (Unix sockets: see uid/pid).
+    /// Certificate subject DN (TLS), or empty.
     pub identity: String,
+    /// The peer's `host:port` (TCP and TLS).
+    pub remote_addr: Option<String>,
     /// Why every call of this client is refused (a TLS client whose DN is
     /// not on `tls_allowed_dn_list`), if it is.
     pub denied: Option<String>,
@@ -53,10 +54,13 @@ impl ClientInfo {
     }
 
     /// Who the caller is, for logs and audit records: `uid=U pid=P` on a
-    /// Unix socket, the certificate DN or `tcp:ADDR` on the network.
+    /// Unix socket, the certificate DN on TLS, `tcp:ADDR` otherwise.
     pub fn who(&self) -> String {
         if !self.identity.is_empty() {
             return self.identity.clone();
+        }
+        if let Some(a) = &self.remote_addr {
+            return format!("{}:{a}", self.socket.as_str());
         }
         match (self.uid, self.pid) {
             (Some(u), Some(p)) => format!("uid={u} pid={p}"),
@@ -137,6 +141,7 @@ impl ClientRegistry {
             gid: cred.map(|c| c.1),
             pid: cred.and_then(|c| c.2),
             identity,
+            remote_addr: None,
             denied: None,
             connected_at: SystemTime::now(),
         };
@@ -260,6 +265,15 @@ impl<S> TrackedStream<S> {
     /// PERMISSION_DENIED and `why` (see [`crate::daemon::acl`]).
     pub fn set_denied(&mut self, why: Option<String>) {
         self.info.denied = why;
+    }
+
+    /// Records the peer's network address (TCP and TLS), also in the
+    /// registry (admin ListClients shows it).
+    pub fn set_remote_addr(&mut self, addr: String) {
+        if let Some(e) = self.guard.registry.lock().clients.get_mut(&self.guard.id) {
+            e.info.remote_addr = Some(addr.clone());
+        }
+        self.info.remote_addr = Some(addr);
     }
 }
 

@@ -273,11 +273,10 @@ pub fn incoming(
             let (tx, cx, acceptor, kind) = (tx.clone(), cx.clone(), l.acceptor.clone(), l.kind);
             tokio::spawn(async move {
                 let fd = tcp.as_raw_fd();
-                let tracked = match acceptor {
-                    None => {
-                        cx.clients
-                            .track(RemoteIo::Tcp(tcp), fd, kind, None, format!("tcp:{peer}"))
-                    }
+                let mut tracked = match acceptor {
+                    None => cx
+                        .clients
+                        .track(RemoteIo::Tcp(tcp), fd, kind, None, String::new()),
                     Some(acceptor) => {
                         let tls =
                             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
@@ -322,12 +321,13 @@ pub fn incoming(
                             fd,
                             kind,
                             None,
-                            dn.unwrap_or_else(|| format!("tls:{peer}")),
+                            dn.unwrap_or_default(),
                         );
                         t.set_denied(denied);
                         t
                     }
                 };
+                tracked.set_remote_addr(peer.to_string());
                 let _ = tx.send(Ok(tracked)).await;
             });
         }
