@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::domain::device::interface::NetSource;
 use common::domain::{Device, DomainDef};
 use common::paths::{Paths, SocketKind};
+use common::trace::{TracedChannel, traced};
 use common::{ErrorCode, ErrorDomain, VirtError};
 use proto::network::v1 as npb;
 use proto::network::v1::network_service_client::NetworkServiceClient;
@@ -62,10 +63,12 @@ impl NetworkClient {
         }
     }
 
-    async fn client(&self) -> Result<NetworkServiceClient<Channel>, VirtError> {
+    /// A client whose calls carry the current span's trace context, so
+    /// that virtnetworkd's request span joins the caller's trace.
+    async fn client(&self) -> Result<NetworkServiceClient<TracedChannel>, VirtError> {
         let mut ch = self.channel.lock().await;
         if let Some(c) = ch.as_ref() {
-            return Ok(NetworkServiceClient::new(c.clone()));
+            return Ok(NetworkServiceClient::new(traced(c.clone())));
         }
         let c = match common::client::connect_unix(&self.socket).await {
             Ok(c) => c,
@@ -92,7 +95,7 @@ impl NetworkClient {
             }
         };
         *ch = Some(c.clone());
-        Ok(NetworkServiceClient::new(c))
+        Ok(NetworkServiceClient::new(traced(c)))
     }
 
     async fn reset(&self) {

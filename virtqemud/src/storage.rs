@@ -19,6 +19,7 @@ use common::domain::Device;
 use common::domain::DomainDef;
 use common::domain::device::storage::{ImageFormat, StorageType};
 use common::paths::{Paths, SocketKind};
+use common::trace::{TracedChannel, traced};
 use common::{ErrorCode, ErrorDomain, VirtError};
 use proto::storage::v1 as spb;
 use proto::storage::v1::storage_service_client::StorageServiceClient;
@@ -103,10 +104,15 @@ impl StorageClient {
         }
     }
 
-    async fn client(&self, wait: Duration) -> Result<StorageServiceClient<Channel>, VirtError> {
+    /// A client whose calls carry the current span's trace context, so
+    /// that virtstoraged's request span joins the caller's trace.
+    async fn client(
+        &self,
+        wait: Duration,
+    ) -> Result<StorageServiceClient<TracedChannel>, VirtError> {
         let mut ch = self.channel.lock().await;
         if let Some(c) = ch.as_ref() {
-            return Ok(StorageServiceClient::new(c.clone()));
+            return Ok(StorageServiceClient::new(traced(c.clone())));
         }
         let c = match common::client::connect_unix(&self.socket).await {
             Ok(c) => c,
@@ -126,7 +132,7 @@ impl StorageClient {
             }
         };
         *ch = Some(c.clone());
-        Ok(StorageServiceClient::new(c))
+        Ok(StorageServiceClient::new(traced(c)))
     }
 
     async fn connect_until(&self, wait: Duration) -> Result<Channel, String> {
