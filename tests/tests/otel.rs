@@ -1,6 +1,8 @@
-//! One trace spans virtsh and virtqemud: both export to an in-process OTLP
-//! collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and the daemon's
-//! request span is a child of virtsh's command span.
+//! One trace spans virtsh and the daemons: each exports to an in-process
+//! OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and each
+//! daemon's request span is a child of its caller's span: virtsh →
+//! virtqemud directly, and virtsh → virtproxyd → virtqemud → virtstoraged
+//! for the start of a domain with a volume disk.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +14,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use tests::{Daemon, TestRoot, bin_dir, wait_until};
+use proto::domain::v1 as dom;
+use proto::storage::v1 as sto;
+use tests::{Daemon, SocketKind, TestRoot, bin_dir, wait_until};
 use tokio_stream::wrappers::TcpListenerStream;
 
 /// A span as the collector saw it.
@@ -67,17 +71,30 @@ impl TraceService for Collector {
     }
 }
 
+impl Collector {
+    /// Serves an OTLP trace collector on a local TCP port: its endpoint
+    /// and the server's task.
+    async fn serve(
+        &self,
+    ) -> (
+        String,
+        tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind collector");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(self.clone()))
+            .serve_with_incoming(TcpListenerStream::new(listener));
+        (endpoint, tokio::spawn(server))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_spans_virtsh_and_virtqemud() {
     let collector = Collector::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind collector");
-    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-    let server = tonic::transport::Server::builder()
-        .add_service(TraceServiceServer::new(collector.clone()))
-        .serve_with_incoming(TcpListenerStream::new(listener));
-    let server = tokio::spawn(server);
+    let (endpoint, server) = collector.serve().await;
 
     let root = TestRoot::new();
     let mut qemud = Daemon::builder("virtqemud", &root)
@@ -131,5 +148,205 @@ async fn one_trace_spans_virtsh_and_virtqemud() {
 
     qemud.sigterm();
     assert!(qemud.wait_exit(Duration::from_secs(10)).await.success());
+    server.abort();
+}
+
+/// The spans of one call chain: virtsh's command span, virtproxyd's span
+/// of the Start call (child of virtsh's), virtqemud's span of it (child of
+/// the proxy's), and a virtstoraged span below virtqemud's.
+#[derive(Debug)]
+struct Chain {
+    virtsh: SeenSpan,
+    proxy: SeenSpan,
+    qemud: SeenSpan,
+    storaged: SeenSpan,
+}
+
+const START: &str = "/virt.domain.v1.DomainService/Start";
+
+/// Whether `ancestor` is `span`'s parent, grandparent, ... in `seen`.
+fn descends_from(seen: &[SeenSpan], span: &SeenSpan, ancestor: &SeenSpan) -> bool {
+    let mut cur = span;
+    // Bounded: a malformed report cannot loop.
+    for _ in 0..seen.len() {
+        if cur.trace_id != ancestor.trace_id || cur.parent_span_id.is_empty() {
+            return false;
+        }
+        if cur.parent_span_id == ancestor.span_id {
+            return true;
+        }
+        match seen
+            .iter()
+            .find(|s| s.trace_id == cur.trace_id && s.span_id == cur.parent_span_id)
+        {
+            Some(p) => cur = p,
+            None => return false,
+        }
+    }
+    false
+}
+
+fn is_child(span: &SeenSpan, parent: &SeenSpan) -> bool {
+    span.trace_id == parent.trace_id && span.parent_span_id == parent.span_id
+}
+
+fn find_chain(seen: &[SeenSpan]) -> Option<Chain> {
+    let of = |service: &'static str| seen.iter().filter(move |s| s.service == service);
+    for qemud in of("virtqemud").filter(|s| s.name == START) {
+        let Some(proxy) = of("virtproxyd").find(|p| p.name == START && is_child(qemud, p)) else {
+            continue;
+        };
+        let Some(virtsh) = of("virtsh").find(|c| is_child(proxy, c)) else {
+            continue;
+        };
+        let Some(storaged) = of("virtstoraged").find(|s| descends_from(seen, s, qemud)) else {
+            continue;
+        };
+        return Some(Chain {
+            virtsh: virtsh.clone(),
+            proxy: proxy.clone(),
+            qemud: qemud.clone(),
+            storaged: storaged.clone(),
+        });
+    }
+    None
+}
+
+/// Kills the QEMUs a test leaves.
+struct KillQemus<'a>(&'a TestRoot);
+
+impl Drop for KillQemus<'_> {
+    fn drop(&mut self) {
+        tests::kill_qemus_under(self.0.path());
+    }
+}
+
+fn pool_ref(name: &str) -> Option<sto::PoolRef> {
+    Some(sto::PoolRef {
+        by: Some(sto::pool_ref::By::Name(name.to_owned())),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_spans_virtsh_the_proxy_virtqemud_and_virtstoraged() {
+    let collector = Collector::default();
+    let (endpoint, server) = collector.serve().await;
+    let root = TestRoot::new();
+    let _qemus = KillQemus(&root);
+    let start = |name: &str| {
+        Daemon::builder(name, &root)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .start()
+    };
+    let mut storaged = start("virtstoraged").await;
+    let mut qemud = start("virtqemud").await;
+    let mut proxy = start("virtproxyd").await;
+
+    // A dir pool with a raw volume, and a domain whose disk is the volume.
+    let dir = root.path().join("pool");
+    std::fs::create_dir_all(&dir).expect("pool dir");
+    let mut st = storaged.storage(SocketKind::ReadWrite).await;
+    st.define_pool(sto::DefinePoolRequest {
+        xml: format!(
+            "<pool type='dir'><name>guests</name><target><path>{}</path></target></pool>",
+            dir.display()
+        ),
+        validate: true,
+    })
+    .await
+    .expect("define pool");
+    st.start_pool(sto::StartPoolRequest {
+        pool: pool_ref("guests"),
+        ..Default::default()
+    })
+    .await
+    .expect("start pool");
+    st.create_volume(sto::CreateVolumeRequest {
+        pool: pool_ref("guests"),
+        xml: "<volume><name>disk.img</name><capacity unit='MiB'>1</capacity>\
+              <target><format type='raw'/></target></volume>"
+            .into(),
+        ..Default::default()
+    })
+    .await
+    .expect("create volume");
+    let xml = "<domain type='qemu'>
+  <name>traced</name>
+  <memory unit='MiB'>32</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <devices>
+    <disk type='volume' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source pool='guests' volume='disk.img'/>
+      <target dev='sda' bus='sata'/>
+    </disk>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+";
+    let mut dc = qemud.domain(SocketKind::ReadWrite).await;
+    dc.define_xml(dom::DefineXmlRequest {
+        xml: xml.into(),
+        validate: true,
+    })
+    .await
+    .expect("define domain");
+
+    // virtsh starts it through the proxy's socket.
+    let uri = format!(
+        "qemu+unix:///system?socket={}",
+        proxy.socket(SocketKind::ReadWrite).display()
+    );
+    let out = tokio::process::Command::new(bin_dir().join("virtsh"))
+        .args(["-c", &uri, "start", "traced"])
+        .env("VIRT_ROOT", root.path())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .output()
+        .await
+        .expect("run virtsh");
+    assert!(
+        out.status.success(),
+        "virtsh start failed: {}\nvirtqemud:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        qemud.output()
+    );
+
+    let spans = collector.spans.clone();
+    let found = wait_until(Duration::from_secs(15), || {
+        find_chain(&spans.lock().expect("collector lock")).is_some()
+    })
+    .await;
+    let seen = spans.lock().expect("collector lock").clone();
+    assert!(
+        found,
+        "no virtsh → virtproxyd → virtqemud → virtstoraged chain; spans seen: {seen:#?}"
+    );
+    let chain = find_chain(&seen).expect("chain");
+    assert_eq!(chain.virtsh.name, "start", "{chain:#?}");
+    assert_eq!(
+        chain.storaged.name, "/virt.storage.v1.StorageService/GetVolumeXml",
+        "{chain:#?}"
+    );
+    assert!(
+        [&chain.proxy, &chain.qemud, &chain.storaged]
+            .iter()
+            .all(|s| s.trace_id == chain.virtsh.trace_id),
+        "one trace: {chain:#?}"
+    );
+
+    dc.destroy(dom::DestroyRequest {
+        domain: Some(dom::DomainRef {
+            by: Some(dom::domain_ref::By::Name("traced".into())),
+        }),
+        ..Default::default()
+    })
+    .await
+    .expect("destroy");
+    for d in [&mut proxy, &mut qemud, &mut storaged] {
+        d.stop().await;
+    }
     server.abort();
 }
