@@ -258,6 +258,13 @@ pub fn object_of(path: &str, frame: &[u8]) -> Option<String> {
     let payload = frame.get(5..5 + len)?;
     let msg = DynamicMessage::decode(input_of(path)?, payload).ok()?;
     let mut parts = Vec::new();
+    describe_fields(&msg, 0, &mut parts);
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// The naming fields of `msg` (and of the messages it holds, such as an
+/// upload's header, up to two levels down) as `key=value` parts.
+fn describe_fields(msg: &DynamicMessage, depth: usize, parts: &mut Vec<String>) {
     for (field, value) in msg.fields() {
         match value {
             Value::Message(m) if m.descriptor().name().ends_with("Ref") => {
@@ -273,10 +280,10 @@ pub fn object_of(path: &str, frame: &[u8]) -> Option<String> {
                     parts.push(format!("name={n}"));
                 }
             }
+            Value::Message(m) if depth < 2 => describe_fields(m, depth + 1, parts),
             _ => {}
         }
     }
-    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// A `*Ref` message: its one set field (`name`, `uuid`, `id`, `key`,
