@@ -306,29 +306,25 @@ impl DomainDef {
     /// Adds a device at its place in libvirt's order (after the last
     /// device of the same kind; controllers sorted by type and index).
     pub fn add_device(&mut self, dev: Device) {
+        let rank = dev.rank();
         if let Device::Controller(c) = &dev {
-            let start = self.devices.iter().position(|d| d.rank() >= dev.rank());
+            let start = self.devices.iter().position(|d| d.rank() >= rank);
             let start = start.unwrap_or(self.devices.len());
             let end = self.devices[start..]
                 .iter()
                 .position(|d| !matches!(d, Device::Controller(_)))
                 .map_or(self.devices.len(), |p| start + p);
-            let mut list: Vec<device::Controller> = self.devices[start..end]
-                .iter()
-                .filter_map(|d| match d {
-                    Device::Controller(x) => Some(x.as_ref().clone()),
+            let at = device::controller_slot(
+                &self.devices[start..end],
+                |d| match d {
+                    Device::Controller(x) => Some(x.as_ref()),
                     _ => None,
-                })
-                .collect();
-            device::insert_controller(&mut list, c.as_ref().clone());
-            let new: Vec<Device> = list
-                .into_iter()
-                .map(|c| Device::Controller(Box::new(c)))
-                .collect();
-            self.devices.splice(start..end, new);
+                },
+                c,
+            );
+            self.devices.insert(start + at, dev);
             return;
         }
-        let rank = dev.rank();
         let at = self
             .devices
             .iter()

@@ -86,12 +86,17 @@ fn check_children(root: Node<'_>, ctx: &Ctx<'_>) -> Result<(), XmlError> {
     if let Some(d) = root.child("devices") {
         ctx.check_leaves(d.node(), &["emulator"])?;
     }
-    for c in root.all_children() {
-        let c = c.node();
-        let name = c.el.name.as_str();
-        let foreign = namespace_of(c.el, root.el).is_some();
-        if !foreign && !DOMAIN_CHILDREN.contains(&name) {
-            return Err(XmlError::new(c.path(), XmlErrorKind::Unknown));
+    for el in root.el.elements() {
+        let foreign = namespace_of(el, root.el).is_some();
+        if !foreign && !DOMAIN_CHILDREN.contains(&el.name.as_str()) {
+            // The path (with its index) only for the error.
+            let path = root
+                .all_children()
+                .into_iter()
+                .find(|c| std::ptr::eq(c.el, el))
+                .map(|c| c.node().path().to_owned())
+                .unwrap_or_default();
+            return Err(XmlError::new(path, XmlErrorKind::Unknown));
         }
     }
     Ok(())

@@ -42,7 +42,13 @@ impl Ctx<'_> {
         attrs: &[&str],
         children: &[&str],
     ) -> Result<(), XmlError> {
-        if self.flags.validate {
+        // Paths are built only when a child breaks the rules.
+        if self.flags.validate
+            && !n
+                .el
+                .children_named(name)
+                .all(|el| Node::root(el).conforms(attrs, children))
+        {
             for c in named(n, name) {
                 self.check(c.node(), attrs, children)?;
             }
@@ -64,11 +70,10 @@ impl Ctx<'_> {
 /// The children of `n` called `name`; a single one is named without an
 /// index, as [`Node::child`] names it.
 pub(crate) fn named<'a>(n: Node<'a>, name: &'static str) -> Vec<crate::xml::NodeBuf<'a>> {
-    let all = n.children(name);
-    if all.len() == 1 {
+    if n.el.children_named(name).nth(1).is_none() {
         n.child(name).into_iter().collect()
     } else {
-        all
+        n.children(name)
     }
 }
 

@@ -63,16 +63,20 @@ impl<'a, P: AsRef<str>> Node<'a, P> {
     /// The path of child `name` (with its 1-based index among same-named
     /// siblings when `index` is given).
     pub fn child_path(&self, name: &str, index: Option<usize>) -> String {
-        let seg = match index {
-            Some(i) => format!("{name}[{i}]"),
-            None => name.to_owned(),
-        };
+        use std::fmt::Write as _;
+        // Every child looked up gets its path: one allocation, no
+        // formatting machinery unless there is an index.
         let path = self.path();
-        if path.is_empty() {
-            seg
-        } else {
-            format!("{path}/{seg}")
+        let mut s = String::with_capacity(path.len() + name.len() + 8);
+        if !path.is_empty() {
+            s.push_str(path);
+            s.push('/');
         }
+        s.push_str(name);
+        if let Some(i) = index {
+            let _ = write!(s, "[{i}]");
+        }
+        s
     }
 
     /// The first child called `name`.
@@ -106,15 +110,25 @@ impl<'a, P: AsRef<str>> Node<'a, P> {
 
     /// Every child element, with indexed paths per name.
     pub fn all_children(&self) -> Vec<NodeBuf<'a>> {
-        let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        // Few distinct names per element: a list beats hashing each name.
+        let mut counts: Vec<(&str, usize)> = Vec::new();
         self.el
             .elements()
             .map(|el| {
-                let n = counts.entry(el.name.as_str()).or_insert(0);
-                *n += 1;
+                let name = el.name.as_str();
+                let n = match counts.iter_mut().find(|(k, _)| *k == name) {
+                    Some((_, n)) => {
+                        *n += 1;
+                        *n
+                    }
+                    None => {
+                        counts.push((name, 1));
+                        1
+                    }
+                };
                 Node {
                     el,
-                    path: self.child_path(&el.name, Some(*n)),
+                    path: self.child_path(name, Some(n)),
                 }
             })
             .collect()
@@ -241,6 +255,17 @@ impl<'a, P: AsRef<str>> Node<'a, P> {
         })
     }
 
+    /// Whether every attribute is in `attrs` and every child element in
+    /// `children`: [`Node::check_attrs`] and [`Node::check_children`]
+    /// would both pass.
+    pub fn conforms(&self, attrs: &[&str], children: &[&str]) -> bool {
+        self.el.attrs.iter().all(|(k, _)| known_attr(k, attrs))
+            && self
+                .el
+                .elements()
+                .all(|c| children.contains(&c.name.as_str()))
+    }
+
     /// With the validate flag: every attribute of this element must be in
     /// `known`.
     ///
@@ -248,7 +273,7 @@ impl<'a, P: AsRef<str>> Node<'a, P> {
     /// An attribute outside `known`.
     pub fn check_attrs(&self, known: &[&str]) -> Result<(), XmlError> {
         for (k, _) in &self.el.attrs {
-            if !known.contains(&k.as_str()) && !k.starts_with("xmlns") {
+            if !known_attr(k, known) {
                 return Err(XmlError::new(self.attr_path(k), XmlErrorKind::Unknown));
             }
         }
@@ -260,13 +285,29 @@ impl<'a, P: AsRef<str>> Node<'a, P> {
     /// # Errors
     /// A child outside `known`.
     pub fn check_children(&self, known: &[&str]) -> Result<(), XmlError> {
-        for c in self.all_children() {
-            if !known.contains(&c.el.name.as_str()) {
-                return Err(XmlError::new(c.path, XmlErrorKind::Unknown));
+        // The path (with the index among same-named siblings) is built
+        // only for the error.
+        for el in self.el.elements() {
+            if !known.contains(&el.name.as_str()) {
+                let index = self
+                    .el
+                    .children_named(&el.name)
+                    .position(|e| std::ptr::eq(e, el))
+                    .map_or(1, |i| i + 1);
+                return Err(XmlError::new(
+                    self.child_path(&el.name, Some(index)),
+                    XmlErrorKind::Unknown,
+                ));
             }
         }
         Ok(())
     }
+}
+
+/// Whether attribute `k` is allowed by `known` (namespace declarations
+/// always are).
+fn known_attr(k: &str, known: &[&str]) -> bool {
+    known.contains(&k) || k.starts_with("xmlns")
 }
 
 /// Parses an unsigned integer as libvirt's `virStrToLong_ui` family with

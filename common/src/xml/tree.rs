@@ -226,6 +226,13 @@ impl Element {
     }
 }
 
+/// Whether `s` is written as it is by [`escape_into`] and
+/// [`escape_attr_into`] (no specials, no control characters): most values.
+fn plain(s: &str) -> bool {
+    !s.bytes()
+        .any(|b| b < 0x20 || matches!(b, b'<' | b'>' | b'&' | b'"' | b'\''))
+}
+
 /// Appends `s` escaped as libvirt's `virBufferEscapeString` does: the five
 /// XML specials become entities; control characters other than tab,
 /// newline and carriage return are dropped. A carriage return (only a
@@ -233,6 +240,10 @@ impl Element {
 /// so that the parser's line-end normalisation does not turn it into a
 /// newline: parse → format stays a fixed point.
 pub fn escape_into(out: &mut String, s: &str) {
+    if plain(s) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '<' => out.push_str("&lt;"),
@@ -252,6 +263,10 @@ pub fn escape_into(out: &mut String, s: &str) {
 /// character references, which attribute-value normalisation would
 /// otherwise turn into spaces on the next parse.
 pub fn escape_attr_into(out: &mut String, s: &str) {
+    if plain(s) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '\t' => out.push_str("&#9;"),

@@ -13,15 +13,26 @@ use std::str::FromStr;
 
 // === randomness ===
 
-/// Fills `buf` from the kernel's random source; falls back to a clock and
-/// counter mix if `/dev/urandom` is unreadable.
+/// Fills `buf` from the kernel's random source (`getrandom(2)`, one system
+/// call instead of opening `/dev/urandom`); falls back to a clock and
+/// counter mix if the kernel refuses.
 pub fn os_random(buf: &mut [u8]) {
     use std::hash::{BuildHasher, Hasher};
-    use std::io::Read;
     use std::sync::atomic::{AtomicU64, Ordering};
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
-        && f.read_exact(buf).is_ok()
-    {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: the kernel writes at most `rest.len()` bytes into `rest`.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        match usize::try_from(n) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(_) if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {
+            }
+            Err(_) => break,
+        }
+    }
+    if filled == buf.len() {
         return;
     }
     static COUNTER: AtomicU64 = AtomicU64::new(0);

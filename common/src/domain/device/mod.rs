@@ -351,9 +351,22 @@ pub(crate) struct DevEnv<'a> {
 /// after the last controller of the same type with a lower index, or
 /// before the first of that type with a higher one.
 pub(crate) fn insert_controller(list: &mut Vec<Controller>, c: Controller) {
+    let at = controller_slot(list, |x| Some(x), &c);
+    list.insert(at, c);
+}
+
+/// Where [`insert_controller`] puts `c` in `list`; `ctl` gives an item's
+/// controller (items without one are passed over).
+pub(crate) fn controller_slot<T>(
+    list: &[T],
+    ctl: impl Fn(&T) -> Option<&Controller>,
+    c: &Controller,
+) -> usize {
     let mut at: Option<usize> = None;
     for i in (0..list.len()).rev() {
-        let cur = &list[i];
+        let Some(cur) = ctl(&list[i]) else {
+            continue;
+        };
         if cur.kind != c.kind {
             continue;
         }
@@ -369,10 +382,7 @@ pub(crate) fn insert_controller(list: &mut Vec<Controller>, c: Controller) {
             at = Some(i + 1);
         }
     }
-    match at {
-        Some(i) => list.insert(i, c),
-        None => list.push(c),
-    }
+    at.unwrap_or(list.len())
 }
 
 /// Inserts a disk as libvirt's `virDomainDiskInsertPreAlloced`: ordered
