@@ -559,6 +559,8 @@ async fn bench_define(env: &Env, c: &mut Client) {
     let dir = env.config_dir();
     let payload = vec![b'x'; 2048];
     let (mut defs, mut writes) = (Vec::new(), Vec::new());
+    let pid = env.pid();
+    let cpu = cpu_ms(pid);
     for i in 0..DEFINED {
         let name = format!("def-{i:03}");
         let x = xml(&name);
@@ -573,6 +575,8 @@ async fn bench_define(env: &Env, c: &mut Client) {
             writes.push(ms(durable_write(&dir, &payload)));
         }
     }
+    // The daemon's CPU per define, its file write included.
+    report_cpu("define", cpu, pid, DEFINED);
     let _ = std::fs::remove_file(dir.join(".bench-durable"));
     let file_size = std::fs::metadata(dir.join("def-000.xml")).map_or(0, |m| m.len());
     let w = report("durable_write", &writes, "ms");
