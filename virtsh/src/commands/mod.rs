@@ -6,6 +6,7 @@
 //! to its module's `COMMANDS` (or a new module's, then list it in
 //! [`TABLE`]).
 
+pub mod device;
 pub mod domain;
 pub mod events;
 pub mod host;
@@ -23,6 +24,7 @@ use crate::cli::CommandTable;
 pub static TABLE: CommandTable = CommandTable::new(&[
     domain::COMMANDS,
     lifecycle::COMMANDS,
+    device::COMMANDS,
     monitor::COMMANDS,
     events::COMMANDS,
     host::COMMANDS,
