@@ -124,6 +124,16 @@ pub struct DomainObjState {
     /// After a reconnect: volume disks not resolved yet (virtstoraged did
     /// not answer); retried in the background. The guest is unaffected.
     pub volumes_unresolved: bool,
+    /// Aliases of devices whose unplug was requested (`device_del`) and
+    /// not yet completed by QEMU's DEVICE_DELETED (persisted in the status
+    /// file: a removal finishes also after a daemon restart).
+    pub pending_removals: Vec<String>,
+    /// The alias a detach call is waiting for right now: its
+    /// DEVICE_DELETED wakes that call (through `changed`) instead of
+    /// completing the removal on its own.
+    pub removal_waiter: Option<String>,
+    /// Aliases whose DEVICE_DELETED came while a detach call waited.
+    pub removals_seen: Vec<String>,
     /// The XML last formatted for GetXml, see [`DomainObjState::cached_xml`].
     xml_cache: Option<XmlCache>,
 }
@@ -384,6 +394,9 @@ impl DomainObj {
                 pause_reason: None,
                 stop_pending: false,
                 volumes_unresolved: false,
+                pending_removals: Vec::new(),
+                removal_waiter: None,
+                removals_seen: Vec::new(),
                 xml_cache: None,
             }),
         }

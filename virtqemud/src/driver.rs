@@ -10,6 +10,7 @@
 //! serialises its changes and is the only lock held across an `.await`
 //! (the definition file write, in `spawn_blocking`).
 
+mod hotplug;
 mod lifecycle;
 mod reconnect;
 

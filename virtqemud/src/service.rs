@@ -382,6 +382,60 @@ impl DomainService for Qemud {
         Ok(Response::new(pb::RebootResponse {}))
     }
 
+    async fn attach_device(
+        &self,
+        req: Request<pb::AttachDeviceRequest>,
+    ) -> Result<Response<pb::AttachDeviceResponse>, Status> {
+        let req = req.into_inner();
+        let r = obj_ref(req.domain.as_ref())?;
+        let f = req.flags.unwrap_or_default();
+        self.driver
+            .attach_device(&r, &req.xml, f.live, f.config)
+            .await?;
+        Ok(Response::new(pb::AttachDeviceResponse {}))
+    }
+
+    async fn detach_device(
+        &self,
+        req: Request<pb::DetachDeviceRequest>,
+    ) -> Result<Response<pb::DetachDeviceResponse>, Status> {
+        let req = req.into_inner();
+        let r = obj_ref(req.domain.as_ref())?;
+        let f = req.flags.unwrap_or_default();
+        // A removal the guest has not completed yet is not an error (as
+        // libvirt): it completes later, with a DeviceRemoved event.
+        self.driver
+            .detach_device(&r, &req.xml, f.live, f.config)
+            .await?;
+        Ok(Response::new(pb::DetachDeviceResponse {}))
+    }
+
+    async fn detach_device_alias(
+        &self,
+        req: Request<pb::DetachDeviceAliasRequest>,
+    ) -> Result<Response<pb::DetachDeviceAliasResponse>, Status> {
+        let req = req.into_inner();
+        let r = obj_ref(req.domain.as_ref())?;
+        let f = req.flags.unwrap_or_default();
+        self.driver
+            .detach_device_alias(&r, &req.alias, f.live, f.config)
+            .await?;
+        Ok(Response::new(pb::DetachDeviceAliasResponse {}))
+    }
+
+    async fn update_device(
+        &self,
+        req: Request<pb::UpdateDeviceRequest>,
+    ) -> Result<Response<pb::UpdateDeviceResponse>, Status> {
+        let req = req.into_inner();
+        let r = obj_ref(req.domain.as_ref())?;
+        let f = req.flags.unwrap_or_default();
+        self.driver
+            .update_device(&r, &req.xml, f.live, f.config, f.force)
+            .await?;
+        Ok(Response::new(pb::UpdateDeviceResponse {}))
+    }
+
     async fn reset(
         &self,
         req: Request<pb::ResetRequest>,

@@ -111,8 +111,12 @@ pub fn build(b: &Builder<'_>, args: &mut Args) -> Result<()> {
             args.opt("-drive", sd_drive(d)?);
             continue;
         }
+        // A running domain's disks keep the numbers they got at start
+        // (`index=` of the live source), so a hotplugged one changes no
+        // other node name.
+        let num = d.src.index.map_or(n, |i| i as usize);
         let node = if has_source(d) {
-            Some(build_blockdev(d, n, args)?)
+            Some(build_blockdev(d, num, args)?)
         } else {
             None
         };
@@ -135,6 +139,24 @@ fn sd_drive(d: &Disk) -> Result<String> {
         format.as_str(),
         disk_name_to_index(&d.target.dev).unwrap_or(0)
     ))
+}
+
+/// Gives every disk of a live definition its node number (`index=` of its
+/// source): the numbers the builder counts down from the number of disks.
+/// Disks that have one keep it.
+pub fn assign_indices(def: &mut common::domain::DomainDef) {
+    let mut n = def.disks().filter(|d| d.bus() != DiskBus::Sd).count();
+    for dev in &mut def.devices {
+        if let common::domain::Device::Disk(d) = dev {
+            if d.bus() == DiskBus::Sd {
+                continue;
+            }
+            if d.src.index.is_none() {
+                d.src.index = u32::try_from(n).ok();
+            }
+            n = n.saturating_sub(1);
+        }
+    }
 }
 
 fn has_source(d: &Disk) -> bool {

@@ -466,6 +466,7 @@ impl QemuDriver {
                     start_time: rt.start_time,
                     paths: rt.paths.clone(),
                     fake_reboot: st.fake_reboot,
+                    pending_removals: st.pending_removals.clone(),
                     domain_xml: xml,
                 },
             )
@@ -836,6 +837,8 @@ impl QemuDriver {
             "RESUME" => self.mark_running(obj, reason::RUNNING_UNPAUSED),
             "RESET" => self.on_reset(obj, rt, ev.guest_initiated()),
             "GUEST_PANICKED" => self.on_panic(obj, rt),
+            "DEVICE_DELETED" => self.on_device_deleted(obj, rt, ev),
+            "DEVICE_UNPLUG_GUEST_ERROR" => self.on_unplug_error(obj, ev),
             _ => {}
         }
     }

@@ -178,6 +178,7 @@ impl QemuDriver {
             s.state = DomainState::from_number(st.state).unwrap_or(DomainState::Running);
             s.reason = st.reason;
             s.fake_reboot = st.fake_reboot;
+            s.pending_removals = st.pending_removals.clone();
             s.runtime = Some(rt);
         }
         Some(obj)
@@ -250,6 +251,9 @@ impl QemuDriver {
             .unwrap_or_default();
         tracing::info!(pid = rt.pid, status = %status, "reconnected to QEMU");
         self.spawn_watcher(obj.clone(), rt.clone(), events);
+        // Unplugs QEMU completed while we were away finish now; the others
+        // wait for their DEVICE_DELETED as before.
+        self.finish_removals_after_reconnect(obj, rt, mon).await;
         match status.as_str() {
             "running" => self.mark_running(obj, reason::RUNNING_UNKNOWN),
             "shutdown" => {

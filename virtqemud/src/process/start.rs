@@ -59,6 +59,7 @@ pub fn prepare_domain(
     let mut def = persistent.clone();
     def.id = Some(id);
     command::alias::assign(&mut def);
+    command::disk::assign_indices(&mut def);
     let mut i = 0;
     for d in &mut def.devices {
         if let common::domain::Device::Interface(net) = d {

@@ -38,6 +38,8 @@ pub struct Status {
     /// A fake reboot is under way: the guest's next SHUTDOWN means reset
     /// and continue.
     pub fake_reboot: bool,
+    /// Devices whose unplug QEMU has not completed yet (aliases).
+    pub pending_removals: Vec<String>,
     /// The live definition, as XML (with its `id`).
     pub domain_xml: String,
 }
@@ -67,6 +69,11 @@ impl Status {
         }
         if self.fake_reboot {
             s.push_str("  <fakereboot/>\n");
+        }
+        for alias in &self.pending_removals {
+            s.push_str("  <pendingremoval alias='");
+            escape_attr_into(&mut s, alias);
+            s.push_str("'/>\n");
         }
         s.push_str(&self.domain_xml);
         if !self.domain_xml.ends_with('\n') {
@@ -110,6 +117,16 @@ impl Status {
                 log: path("log")?,
             },
             fake_reboot: root.child("fakereboot").is_some(),
+            pending_removals: root
+                .children
+                .iter()
+                .filter_map(|c| match c {
+                    common::xml::Child::Element(e) if e.name == "pendingremoval" => {
+                        e.attr("alias").map(str::to_owned)
+                    }
+                    _ => None,
+                })
+                .collect(),
             domain_xml: domain.to_xml(),
         })
     }
@@ -181,6 +198,7 @@ mod tests {
                 log: "/l/vm'1.log".into(),
             },
             fake_reboot: true,
+            pending_removals: vec!["virtio-disk1".into(), "a'b".into()],
             domain_xml: "<domain type='qemu' id='1'>\n  <name>vm</name>\n</domain>\n".into(),
         };
         let text = st.to_xml();

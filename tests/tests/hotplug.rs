@@ -1,0 +1,520 @@
+//! Devices on running and defined domains through virtqemud, on real QEMU
+//! (TCG) with the test kit's tiny guest: attach and detach of devices that
+//! unplug without guest help (USB, virtio-serial ports) through the whole
+//! path, a PCI disk whose unplug the tiny guest never completes (pending,
+//! also across a daemon kill -9), config-only changes on a shut-off
+//! domain, a failed attach that leaves everything as it was, and CD-ROM
+//! media changes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::error::status_detail;
+use proto::domain::v1 as pb;
+use proto::domain::v1::domain_service_client::DomainServiceClient;
+use tests::guest::{GuestKind, UP_LINE, build_image};
+use tests::{Daemon, SocketKind, TestRoot, wait_until};
+use tonic::transport::Channel;
+
+type Client = DomainServiceClient<Channel>;
+
+struct Env {
+    root: TestRoot,
+    daemon: Daemon,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        tests::kill_qemus_under(self.root.path());
+    }
+}
+
+fn by_name(n: &str) -> Option<pb::DomainRef> {
+    Some(pb::DomainRef {
+        by: Some(pb::domain_ref::By::Name(n.to_owned())),
+    })
+}
+
+fn flags(live: bool, config: bool) -> Option<pb::DeviceModifyFlags> {
+    Some(pb::DeviceModifyFlags {
+        live,
+        config,
+        force: false,
+    })
+}
+
+impl Env {
+    async fn new() -> Env {
+        let root = TestRoot::new();
+        let daemon = Daemon::builder("virtqemud", &root)
+            .env("RUST_LOG", "info,virtqemud=debug")
+            .start()
+            .await;
+        Env { root, daemon }
+    }
+
+    async fn client(&self) -> Client {
+        self.daemon.domain(SocketKind::ReadWrite).await
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    /// The tiny guest with a USB and a virtio-serial controller (q35:
+    /// post-parse gives them PCIe root ports, plus spare ones for
+    /// hotplug).
+    fn xml(&self, name: &str) -> String {
+        let image = self.file(&format!("{name}.img"));
+        build_image(&image, GuestKind::IgnoresPowerButton).expect("guest image");
+        format!(
+            "<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>32</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type><boot dev='hd'/></os>
+  <features><acpi/></features>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='{}'/>
+      <target dev='sda' bus='sata'/>
+    </disk>
+    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <target dev='sdb' bus='sata'/>
+      <readonly/>
+    </disk>
+    <controller type='usb' index='0' model='qemu-xhci'/>
+    <controller type='virtio-serial' index='0'/>
+    <serial type='file'>
+      <source path='{}'/>
+      <target port='0'/>
+    </serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+",
+            image.display(),
+            self.file(&format!("{name}.serial")).display()
+        )
+    }
+
+    async fn define(&self, c: &mut Client, name: &str) {
+        c.define_xml(pb::DefineXmlRequest {
+            xml: self.xml(name),
+            validate: true,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("define {name}: {}", e.message()));
+    }
+
+    async fn boot(&self, c: &mut Client, name: &str) {
+        self.define(c, name).await;
+        c.start(pb::StartRequest {
+            domain: by_name(name),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("start {name}: {}", e.message()));
+        let serial = self.file(&format!("{name}.serial"));
+        assert!(
+            wait_until(Duration::from_secs(5), || std::fs::read_to_string(&serial)
+                .unwrap_or_default()
+                .contains(UP_LINE))
+            .await,
+            "{name} did not boot"
+        );
+    }
+
+    fn raw_image(&self, name: &str) -> PathBuf {
+        let p = self.file(name);
+        std::fs::write(&p, vec![0u8; 1 << 20]).expect("image");
+        p
+    }
+
+    fn status_file(&self, name: &str) -> PathBuf {
+        self.root
+            .paths()
+            .driver_run_dir("qemu")
+            .join(format!("{name}.xml"))
+    }
+}
+
+async fn xml(c: &mut Client, name: &str, inactive: bool) -> String {
+    c.get_xml(pb::GetXmlRequest {
+        domain: by_name(name),
+        inactive,
+        ..Default::default()
+    })
+    .await
+    .expect("get xml")
+    .into_inner()
+    .xml
+}
+
+async fn attach(
+    c: &mut Client,
+    name: &str,
+    dev: &str,
+    live: bool,
+    config: bool,
+) -> Result<(), tonic::Status> {
+    c.attach_device(pb::AttachDeviceRequest {
+        domain: by_name(name),
+        xml: dev.to_owned(),
+        flags: flags(live, config),
+    })
+    .await
+    .map(|_| ())
+}
+
+async fn detach(
+    c: &mut Client,
+    name: &str,
+    dev: &str,
+    live: bool,
+    config: bool,
+) -> Result<(), tonic::Status> {
+    c.detach_device(pb::DetachDeviceRequest {
+        domain: by_name(name),
+        xml: dev.to_owned(),
+        flags: flags(live, config),
+    })
+    .await
+    .map(|_| ())
+}
+
+/// The next device event (added / removed / removal failed) of `stream`.
+async fn device_event(s: &mut tonic::Streaming<pb::DomainEvent>) -> pb::domain_event::Event {
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), s.message())
+            .await
+            .expect("an event in time")
+            .expect("stream")
+            .expect("event");
+        match ev.event {
+            Some(
+                e @ (pb::domain_event::Event::DeviceAdded(_)
+                | pb::domain_event::Event::DeviceRemoved(_)
+                | pb::domain_event::Event::DeviceRemovalFailed(_)),
+            ) => return e,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn config_only_changes_on_a_shut_off_domain() {
+    let env = Env::new().await;
+    let mut c = env.client().await;
+    env.define(&mut c, "cfg").await;
+    let img = env.raw_image("extra.img");
+    let disk = format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+         <source file='{}'/><target dev='vdb' bus='virtio'/></disk>",
+        img.display()
+    );
+    // current = config on an inactive domain.
+    attach(&mut c, "cfg", &disk, false, false)
+        .await
+        .expect("attach");
+    let x = xml(&mut c, "cfg", true).await;
+    assert!(x.contains("<target dev='vdb' bus='virtio'/>"), "{x}");
+    assert!(
+        x.contains("type='pci'"),
+        "the new disk got a PCI address: {x}"
+    );
+    // Persisted: the stored definition has it.
+    let stored =
+        std::fs::read_to_string(env.root.paths().config_dir.join("qemu/cfg.xml")).expect("stored");
+    assert!(stored.contains("dev='vdb'"), "{stored}");
+    // The same target twice, live on an inactive domain: refused, nothing changes.
+    let e = attach(&mut c, "cfg", &disk, false, true)
+        .await
+        .expect_err("dup");
+    assert!(e.message().contains("target vdb already exists"), "{e:?}");
+    let e = attach(&mut c, "cfg", &disk, true, false)
+        .await
+        .expect_err("live");
+    assert!(e.message().contains("not running"), "{e:?}");
+    let e = attach(&mut c, "cfg", "<domain/>", false, true)
+        .await
+        .expect_err("not a device");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    // Update the CD-ROM's medium in the config.
+    let iso = env.raw_image("a.iso");
+    let cd = format!(
+        "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>\
+         <source file='{}'/><target dev='sdb' bus='sata'/><readonly/></disk>",
+        iso.display()
+    );
+    c.update_device(pb::UpdateDeviceRequest {
+        domain: by_name("cfg"),
+        xml: cd,
+        flags: flags(false, true),
+    })
+    .await
+    .expect("update cdrom");
+    assert!(
+        xml(&mut c, "cfg", true)
+            .await
+            .contains(&iso.display().to_string())
+    );
+    // Detach by target; again: no such device.
+    detach(
+        &mut c,
+        "cfg",
+        "<disk type='file' device='disk'><target dev='vdb'/></disk>",
+        false,
+        true,
+    )
+    .await
+    .expect("detach");
+    assert!(!xml(&mut c, "cfg", true).await.contains("dev='vdb'"));
+    let e = detach(
+        &mut c,
+        "cfg",
+        "<disk type='file' device='disk'><target dev='vdb'/></disk>",
+        false,
+        true,
+    )
+    .await
+    .expect_err("gone");
+    let d = status_detail(&e).expect("detail");
+    assert_eq!(d.code_name, "DEVICE_MISSING", "{e:?}");
+    // A controller still in use cannot go.
+    let e = detach(
+        &mut c,
+        "cfg",
+        "<controller type='sata' index='0'/>",
+        false,
+        true,
+    )
+    .await
+    .expect_err("in use");
+    assert!(e.message().contains("still in use"), "{e:?}");
+}
+
+#[tokio::test]
+async fn usb_and_virtio_serial_devices_plug_and_unplug_live() {
+    let env = Env::new().await;
+    let mut c = env.client().await;
+    let mut events = c
+        .watch_events(pb::WatchEventsRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
+    env.boot(&mut c, "live").await;
+
+    // A USB tablet: QEMU removes USB devices without the guest.
+    attach(
+        &mut c,
+        "live",
+        "<input type='tablet' bus='usb'/>",
+        true,
+        false,
+    )
+    .await
+    .expect("attach tablet");
+    let alias = match device_event(&mut events).await {
+        pb::domain_event::Event::DeviceAdded(a) => a.alias,
+        other => panic!("{other:?}"),
+    };
+    assert!(alias.starts_with("input"), "{alias}");
+    let x = xml(&mut c, "live", false).await;
+    assert!(x.contains(&format!("<alias name='{alias}'/>")), "{x}");
+    // The persistent definition is untouched by a live-only change.
+    assert!(!xml(&mut c, "live", true).await.contains("tablet"));
+    detach(
+        &mut c,
+        "live",
+        "<input type='tablet' bus='usb'/>",
+        true,
+        false,
+    )
+    .await
+    .expect("detach tablet");
+    match device_event(&mut events).await {
+        pb::domain_event::Event::DeviceRemoved(r) => assert_eq!(r.alias, alias),
+        other => panic!("{other:?}"),
+    }
+    assert!(!xml(&mut c, "live", false).await.contains("tablet"));
+
+    // A virtio-serial port with a pty chardev, then detached by alias.
+    attach(
+        &mut c,
+        "live",
+        "<channel type='pty'><target type='virtio' name='org.test.port0'/></channel>",
+        true,
+        false,
+    )
+    .await
+    .expect("attach channel");
+    let alias = match device_event(&mut events).await {
+        pb::domain_event::Event::DeviceAdded(a) => a.alias,
+        other => panic!("{other:?}"),
+    };
+    assert!(alias.starts_with("channel"), "{alias}");
+    c.detach_device_alias(pb::DetachDeviceAliasRequest {
+        domain: by_name("live"),
+        alias: alias.clone(),
+        flags: flags(true, false),
+    })
+    .await
+    .expect("detach by alias");
+    match device_event(&mut events).await {
+        pb::domain_event::Event::DeviceRemoved(r) => assert_eq!(r.alias, alias),
+        other => panic!("{other:?}"),
+    }
+    assert!(!xml(&mut c, "live", false).await.contains("org.test.port0"));
+    // Plugged again: the chardev id was released with the port.
+    attach(
+        &mut c,
+        "live",
+        "<channel type='pty'><target type='virtio' name='org.test.port0'/></channel>",
+        true,
+        false,
+    )
+    .await
+    .expect("attach channel again");
+}
+
+#[tokio::test]
+async fn failed_attach_leaves_qemu_and_definition_as_they_were() {
+    let env = Env::new().await;
+    let mut c = env.client().await;
+    env.boot(&mut c, "fail").await;
+    let before = xml(&mut c, "fail", false).await;
+    let missing = env.file("nope.img");
+    let disk = |p: &Path| {
+        format!(
+            "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+             <source file='{}'/><target dev='vdb' bus='virtio'/></disk>",
+            p.display()
+        )
+    };
+    let e = attach(&mut c, "fail", &disk(&missing), true, true)
+        .await
+        .expect_err("missing file");
+    assert!(e.message().contains("nope.img"), "{e:?}");
+    assert_eq!(xml(&mut c, "fail", false).await, before);
+    assert!(!xml(&mut c, "fail", true).await.contains("vdb"));
+    // The same device with a real file now works: nothing was left behind
+    // in QEMU (node names, ids) by the failed try.
+    let img = env.raw_image("real.img");
+    attach(&mut c, "fail", &disk(&img), true, true)
+        .await
+        .expect("attach after failure");
+    assert!(xml(&mut c, "fail", false).await.contains("dev='vdb'"));
+    assert!(xml(&mut c, "fail", true).await.contains("dev='vdb'"));
+}
+
+/// The tiny guest never answers a PCI unplug: the detach reports the
+/// request and stays pending, in the status file too, also across a
+/// daemon kill -9.
+#[tokio::test]
+async fn pci_unplug_stays_pending_across_a_daemon_restart() {
+    let mut env = Env::new().await;
+    let mut c = env.client().await;
+    env.boot(&mut c, "pend").await;
+    let img = env.raw_image("p.img");
+    let disk = format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+         <source file='{}'/><target dev='vdb' bus='virtio'/></disk>",
+        img.display()
+    );
+    attach(&mut c, "pend", &disk, true, false)
+        .await
+        .expect("attach");
+    let t = std::time::Instant::now();
+    detach(
+        &mut c,
+        "pend",
+        "<disk type='file' device='disk'><target dev='vdb'/></disk>",
+        true,
+        false,
+    )
+    .await
+    .expect("detach request");
+    assert!(t.elapsed() >= Duration::from_secs(4), "{:?}", t.elapsed());
+    // Still there, pending.
+    assert!(xml(&mut c, "pend", false).await.contains("dev='vdb'"));
+    let status = std::fs::read_to_string(env.status_file("pend")).expect("status");
+    assert!(
+        status.contains("<pendingremoval alias='virtio-disk1'/>"),
+        "{status}"
+    );
+    // A second detach of the same device is refused while pending.
+    let e = detach(
+        &mut c,
+        "pend",
+        "<disk type='file' device='disk'><target dev='vdb'/></disk>",
+        true,
+        false,
+    )
+    .await
+    .expect_err("already pending");
+    assert!(e.message().contains("already in progress"), "{e:?}");
+
+    env.daemon.kill9();
+    env.daemon = Daemon::builder("virtqemud", &env.root).start().await;
+    let mut c = env.client().await;
+    // QEMU still has the device: still pending, still in the live XML.
+    assert!(xml(&mut c, "pend", false).await.contains("dev='vdb'"));
+    let status = std::fs::read_to_string(env.status_file("pend")).expect("status");
+    assert!(
+        status.contains("<pendingremoval alias='virtio-disk1'/>"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn cdrom_media_change_live() {
+    let env = Env::new().await;
+    let mut c = env.client().await;
+    env.boot(&mut c, "cd").await;
+    let iso = env.raw_image("b.iso");
+    let cd = |src: &str| {
+        format!(
+            "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>{src}\
+             <target dev='sdb' bus='sata'/><readonly/></disk>"
+        )
+    };
+    c.update_device(pb::UpdateDeviceRequest {
+        domain: by_name("cd"),
+        xml: cd(&format!("<source file='{}'/>", iso.display())),
+        flags: flags(true, false),
+    })
+    .await
+    .expect("insert");
+    assert!(
+        xml(&mut c, "cd", false)
+            .await
+            .contains(&iso.display().to_string())
+    );
+    c.update_device(pb::UpdateDeviceRequest {
+        domain: by_name("cd"),
+        xml: cd(""),
+        flags: Some(pb::DeviceModifyFlags {
+            live: true,
+            config: false,
+            force: true,
+        }),
+    })
+    .await
+    .expect("eject");
+    assert!(!xml(&mut c, "cd", false).await.contains("b.iso"));
+    // A live change to a hard disk's source is refused.
+    let e = c
+        .update_device(pb::UpdateDeviceRequest {
+            domain: by_name("cd"),
+            xml: "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+                  <source file='/x.img'/><target dev='sda' bus='sata'/></disk>"
+                .into(),
+            flags: flags(true, false),
+        })
+        .await
+        .expect_err("disk source");
+    assert!(e.message().contains("CD-ROM"), "{e:?}");
+}
