@@ -120,7 +120,9 @@ pub struct OptDef {
     pub required: bool,
     /// It may be given without `--name`, filled from the words in order.
     pub positional: bool,
-    /// Other accepted names (undocumented, as virsh's aliases).
+    /// Other accepted names (undocumented, as virsh's aliases). An alias
+    /// written `NAME=VALUE` stands for the option with that value (virsh's
+    /// `--shareable` for `--mode shareable`).
     pub aliases: &'static [&'static str],
     /// One line of help.
     pub help: &'static str,
@@ -278,6 +280,16 @@ impl CommandDef {
             .position(|o| o.name == name)
             .or_else(|| self.opts.iter().position(|o| o.aliases.contains(&name)))
     }
+
+    /// The option and value a `NAME=VALUE` alias called `name` stands for.
+    fn find_value_alias(&self, name: &str) -> Option<(usize, &'static str)> {
+        self.opts.iter().enumerate().find_map(|(i, o)| {
+            o.aliases.iter().find_map(|a| match a.split_once('=') {
+                Some((n, v)) if n == name => Some((i, v)),
+                _ => None,
+            })
+        })
+    }
 }
 
 /// All commands: a list of per-module tables.
@@ -412,6 +424,19 @@ pub fn parse_command(table: &CommandTable, words: &[String]) -> Result<Invocatio
                 Some((n, v)) => (n, Some(v)),
                 None => (body, None),
             };
+            if def.find_opt(oname).is_none()
+                && let Some((idx, value)) = def.find_value_alias(oname)
+            {
+                let opt = &def.opts[idx];
+                if inline.is_some() {
+                    return Err(Error::msg(format!("invalid '=' after option --{oname}")));
+                }
+                if !inv.values[idx].is_empty() {
+                    return Err(Error::msg(format!("option --{} already seen", opt.name)));
+                }
+                inv.push(idx, value.to_owned());
+                continue;
+            }
             let Some(idx) = def.find_opt(oname) else {
                 if oname == "help"
                     && let Some(help) = help_for(table, def)
@@ -572,7 +597,7 @@ mod tests {
         OptDef::int("timeout", "seconds to wait"),
         OptDef::string("file", "an XML file").positional(),
         OptDef::flag("force", "do it anyway").aliases(&["forced"]),
-        OptDef::string("mode", "the mode"),
+        OptDef::string("mode", "the mode").aliases(&["fast=quick"]),
     ];
 
     const CMDS: &[CommandDef] = &[
@@ -651,6 +676,24 @@ mod tests {
     #[test]
     fn aliases_work() {
         assert!(ok(&["dostuff", "vm", "--forced"]).flag("force"));
+        assert_eq!(
+            ok(&["dostuff", "vm", "--fast"]).string("mode"),
+            Some("quick")
+        );
+        assert_eq!(
+            parse(&["dostuff", "vm", "--mode", "x", "--fast"])
+                .err()
+                .as_deref(),
+            Some("option --mode already seen")
+        );
+        assert_eq!(
+            parse(&["dostuff", "vm", "--fast=1"]).err().as_deref(),
+            Some("invalid '=' after option --fast")
+        );
+        assert_eq!(
+            parse(&["dostuff", "vm", "--fast=quick"]).err().as_deref(),
+            Some("invalid '=' after option --fast")
+        );
     }
 
     #[test]

@@ -78,7 +78,8 @@ pub const COMMANDS: &[CommandDef] = &[
         OptDef::string("cache", "cache mode of disk device"),
         OptDef::string("io", "io policy of disk device"),
         OptDef::string("type", "target device type"),
-        OptDef::string("mode", "mode of device reading and writing"),
+        OptDef::string("mode", "mode of device reading and writing")
+            .aliases(&["shareable=shareable"]),
         OptDef::string("sourcetype", "type of source (block|file|network)"),
         OptDef::string("serial", "serial of disk device"),
         OptDef::string("wwn", "wwn of disk device"),

@@ -312,6 +312,12 @@ fn attach_disk_builds_virshs_xml() {
             </disk>\n"
             .to_owned())
     );
+    // virsh's --shareable is --mode shareable.
+    assert_eq!(
+        disk_xml(&["/a.img", "vdb", "--shareable"]),
+        Ok("<disk type='file'>\n  <source file='/a.img'/>\n  <target dev='vdb'/>\n  <shareable/>\n</disk>\n"
+            .to_owned())
+    );
     // An empty CD-ROM drive: the source may be empty.
     assert_eq!(
         disk_xml(&["", "hdc", "--type", "cdrom", "--mode", "readonly"]),
