@@ -61,9 +61,9 @@ impl Env {
         self.root.path().join(name)
     }
 
-    /// The tiny guest with a USB and a virtio-serial controller (q35:
-    /// post-parse gives them PCIe root ports, plus spare ones for
-    /// hotplug).
+    /// The tiny guest with a USB and a virtio-serial controller; PCIe root
+    /// ports up to index 6 (post-parse fills in 1 to 5), so that PCI
+    /// devices can be plugged live.
     fn xml(&self, name: &str) -> String {
         let image = self.file(&format!("{name}.img"));
         build_image(&image, GuestKind::IgnoresPowerButton).expect("guest image");
@@ -87,6 +87,7 @@ impl Env {
     </disk>
     <controller type='usb' index='0' model='qemu-xhci'/>
     <controller type='virtio-serial' index='0'/>
+    <controller type='pci' index='6' model='pcie-root-port'/>
     <serial type='file'>
       <source path='{}'/>
       <target port='0'/>
@@ -517,4 +518,64 @@ async fn cdrom_media_change_live() {
         .await
         .expect_err("disk source");
     assert!(e.message().contains("CD-ROM"), "{e:?}");
+}
+
+/// A NIC attached live: its tap is created on the host and passed to
+/// QEMU over the monitor (getfd); a user-mode NIC needs no tap.
+#[tokio::test]
+async fn nic_attach_live_with_a_tap() {
+    let env = Env::new().await;
+    let mut c = env.client().await;
+    env.boot(&mut c, "nic").await;
+    let tap = format!("hp{}", std::process::id() % 100_000);
+    attach(
+        &mut c,
+        "nic",
+        &format!(
+            "<interface type='ethernet'><mac address='52:54:00:12:34:56'/>\
+             <target dev='{tap}' managed='yes'/><model type='virtio'/></interface>"
+        ),
+        true,
+        false,
+    )
+    .await
+    .expect("attach ethernet NIC");
+    assert!(
+        std::path::Path::new(&format!("/sys/class/net/{tap}")).exists(),
+        "tap {tap} on the host"
+    );
+    let x = xml(&mut c, "nic", false).await;
+    assert!(
+        x.contains("52:54:00:12:34:56") && x.contains("<alias name='net0'/>"),
+        "{x}"
+    );
+    attach(
+        &mut c,
+        "nic",
+        "<interface type='user'><model type='virtio'/></interface>",
+        true,
+        false,
+    )
+    .await
+    .expect("attach user NIC");
+    assert!(
+        xml(&mut c, "nic", false)
+            .await
+            .contains("<alias name='net1'/>")
+    );
+    // Destroying the domain takes the tap with it.
+    c.destroy(pb::DestroyRequest {
+        domain: by_name("nic"),
+        ..Default::default()
+    })
+    .await
+    .expect("destroy");
+    assert!(
+        wait_until(Duration::from_secs(5), || !std::path::Path::new(&format!(
+            "/sys/class/net/{tap}"
+        ))
+        .exists())
+        .await,
+        "tap {tap} gone"
+    );
 }

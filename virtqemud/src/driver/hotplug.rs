@@ -53,6 +53,12 @@ pub struct Affect {
     pub config: bool,
 }
 
+/// The host side of a NIC attached live.
+struct NicHost {
+    port: Option<crate::network::NicPort>,
+    tap: std::os::fd::OwnedFd,
+}
+
 /// How a detach ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Detached {
@@ -452,7 +458,13 @@ enum Added {
 }
 
 /// Adds `parts` to QEMU in order; on a failure takes out what was added.
-async fn plug(mon: &Monitor, parts: &[Part]) -> Result<(), VirtError> {
+/// A tap-backed `-netdev` gets `tap` (passed with `getfd` under
+/// `fd-<netdev id>`, which replaces the command line's fd number).
+async fn plug(
+    mon: &Monitor,
+    parts: &[Part],
+    mut tap: Option<std::os::fd::OwnedFd>,
+) -> Result<(), VirtError> {
     let mut done: Vec<Added> = Vec::new();
     for p in parts {
         let r = match p {
@@ -473,17 +485,37 @@ async fn plug(mon: &Monitor, parts: &[Part]) -> Result<(), VirtError> {
                 Err(e) => Err(e),
             },
             Part::Netdev(s) => {
-                let v = json(s)?;
+                let mut v = json(s)?;
                 let id = str_field(&v, "id").unwrap_or_default();
-                if v.get("fd").is_some() || v.get("fds").is_some() {
-                    Err(unsupported(
-                        "unsupported configuration: live attach of interfaces that need a tap device is not supported yet; attach it with --config",
-                    ))
-                } else {
-                    mon.execute_raw("netdev_add", v)
+                let fdname = format!("fd-{id}");
+                let needs_fd = v.get("fd").is_some();
+                let passed = match (needs_fd, tap.take()) {
+                    (false, _) => Ok(false),
+                    (true, Some(fd)) => mon
+                        .pass_fd(&fdname, fd)
                         .await
-                        .map(|_| Added::Netdev(id))
-                        .map_err(|e| qemu_failed("netdev_add", e))
+                        .map(|()| true)
+                        .map_err(|e| qemu_failed("getfd", e)),
+                    (true, None) => Err(internal("a tap netdev without its tap")),
+                };
+                match passed {
+                    Err(e) => Err(e),
+                    Ok(passed) => {
+                        if passed {
+                            v["fd"] = Value::String(fdname.clone());
+                        }
+                        let r = mon
+                            .execute_raw("netdev_add", v)
+                            .await
+                            .map(|_| Added::Netdev(id))
+                            .map_err(|e| qemu_failed("netdev_add", e));
+                        if r.is_err() && passed {
+                            let _ = mon
+                                .execute_raw("closefd", serde_json::json!({ "fdname": fdname }))
+                                .await;
+                        }
+                        r
+                    }
                 }
             }
             Part::Object(s) => {
@@ -693,9 +725,24 @@ impl QemuDriver {
             new.add_device(marked);
             let mut new = self.refresh(new)?;
             let alias = assign_new_alias(&old, &mut new, user_alias.as_deref());
-            let (before, after) = self.command_parts(&old, &new)?;
+            refuse_unpluggable_slot(&new, alias.as_deref())?;
+            let nic = self.nic_host_side(&mut new, alias.as_deref()).await?;
+            let release_port = |nic: &Option<NicHost>| {
+                nic.as_ref()
+                    .and_then(|n| n.port.clone())
+                    .map(|p| vec![(p.network, p.uuid)])
+                    .unwrap_or_default()
+            };
+            let (before, after) = match self.command_parts(&old, &new) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.release_ports_of(&release_port(&nic));
+                    return Err(e);
+                }
+            };
             let (added, removed) = diff(&before, &after);
             if !removed.is_empty() || added.iter().any(|p| matches!(p, Part::Other(_))) {
+                self.release_ports_of(&release_port(&nic));
                 tracing::debug!(?added, ?removed, "live attach refused");
                 return Err(unsupported(format!(
                     "unsupported configuration: this <{}> cannot be attached live: it would change other parts of the command line",
@@ -708,8 +755,15 @@ impl QemuDriver {
                     dev.element_name()
                 )));
             }
-            let mon = rt.monitor().await?;
-            plug(&mon, &added).await?;
+            let ports = release_port(&nic);
+            let plugged = match rt.monitor().await {
+                Ok(mon) => plug(&mon, &added, nic.map(|n| n.tap)).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = plugged {
+                self.release_ports_of(&ports);
+                return Err(e);
+            }
             let ident = {
                 let mut st = obj.lock();
                 st.def = Arc::new(new);
@@ -821,6 +875,86 @@ impl QemuDriver {
             self.save_config(&obj, d).await?;
         }
         Ok(())
+    }
+
+    /// The host side of a NIC being attached live (the marked device of
+    /// `new`, now named `alias`): a port on its network, a tap on the
+    /// bridge; the NIC's `portid` and `<target dev>` are written into
+    /// `new`. `None` for NICs that need no tap.
+    async fn nic_host_side(
+        &self,
+        new: &mut DomainDef,
+        alias: Option<&str>,
+    ) -> Result<Option<NicHost>, VirtError> {
+        use common::domain::device::interface::NetSource;
+        let Some(alias) = alias else {
+            return Ok(None);
+        };
+        let Some((index, n)) = new
+            .devices
+            .iter()
+            .filter_map(|d| match d {
+                Device::Interface(n) => Some(n),
+                _ => None,
+            })
+            .enumerate()
+            .find(|(_, n)| n.info.alias.as_deref() == Some(alias))
+        else {
+            return Ok(None);
+        };
+        let (port, bridge) = match &n.source {
+            NetSource::Network { .. } => {
+                let mut one = new.clone();
+                one.devices = vec![Device::Interface(n.clone())];
+                let mut ports = self.create_ports(&one).await?;
+                let mut p = ports
+                    .pop()
+                    .ok_or_else(|| internal("no port for the interface"))?;
+                p.index = index;
+                let bridge = p.bridge.clone();
+                (Some(p), Some(bridge))
+            }
+            NetSource::Bridge { bridge } => {
+                let b = bridge.clone().unwrap_or_default();
+                if !crate::process::tap::exists(&b) {
+                    return Err(VirtError::new(
+                        ErrorCode::SystemError,
+                        ErrorDomain::Qemu,
+                        format!("Cannot get interface MTU on '{b}': No such device"),
+                    ));
+                }
+                (None, Some(b))
+            }
+            NetSource::Ethernet => (None, None),
+            _ => return Ok(None),
+        };
+        let name = match &n.target_dev {
+            Some(t) if !t.is_empty() => t.clone(),
+            _ => super::lifecycle::next_tap_name(),
+        };
+        let (mac, virtio) = (n.mac.0, n.is_virtio());
+        let tap = match crate::process::tap::create(&name, mac, bridge.as_deref(), virtio) {
+            Ok(t) => t,
+            Err(e) => {
+                if let Some(p) = &port {
+                    self.release_ports_of(&[(p.network.clone(), p.uuid.clone())]);
+                }
+                return Err(VirtError::new(
+                    ErrorCode::SystemError,
+                    ErrorDomain::Qemu,
+                    format!("Unable to create tap device {name}: {e}"),
+                ));
+            }
+        };
+        if let Some(p) = &port {
+            crate::network::apply(new, std::slice::from_ref(p));
+        }
+        if let Some(Device::Interface(n)) =
+            new.devices.iter_mut().find(|d| alias_of(d) == Some(alias))
+        {
+            n.target_dev = Some(name);
+        }
+        Ok(Some(NicHost { port, tap: tap.fd }))
     }
 
     /// Removes the device `xml` names (DetachDevice).
@@ -1019,6 +1153,17 @@ impl QemuDriver {
             }
             Err(e) => tracing::warn!(alias, "command line of the removed device: {}", e.message),
         }
+        // A NIC's port on its network goes with it (its tap went with
+        // QEMU's netdev).
+        if let Device::Interface(n) = &old.devices[i]
+            && let common::domain::device::interface::NetSource::Network {
+                network,
+                portid: Some(portid),
+                ..
+            } = &n.source
+        {
+            self.release_ports_of(&[(network.clone(), portid.clone())]);
+        }
         let ident = {
             let mut st = obj.lock();
             st.def = Arc::new(new);
@@ -1170,6 +1315,24 @@ fn without_live_alias(d: &Device) -> Device {
         i.alias = None;
     }
     d
+}
+
+/// A live PCI device on q35 needs a PCIe root port: post-parse puts it on
+/// the root bus (where QEMU cannot plug it) when no free port is left.
+fn refuse_unpluggable_slot(new: &DomainDef, alias: Option<&str>) -> Result<(), VirtError> {
+    use common::domain::device::Address;
+    let q35 = new.os.machine.as_deref().is_some_and(|m| m.contains("q35"));
+    let Some(dev) = alias.and_then(|a| new.devices.iter().find(|d| alias_of(d) == Some(a))) else {
+        return Ok(());
+    };
+    match dev.info().and_then(|i| i.address.as_ref()) {
+        Some(Address::Pci(p)) if q35 && p.bus == 0 => Err(unsupported(format!(
+            "unsupported configuration: no free hot-pluggable PCI slot for the <{}>: \
+             add a <controller type='pci' model='pcie-root-port'/> to the definition",
+            dev.element_name()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The temporary alias that marks the device being attached while the

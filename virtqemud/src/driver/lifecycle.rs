@@ -381,7 +381,7 @@ impl QemuDriver {
 
     /// A port on its network for each `type='network'` NIC of `def`; on
     /// failure the ones created are released.
-    async fn create_ports(
+    pub(super) async fn create_ports(
         &self,
         def: &DomainDef,
     ) -> Result<Vec<crate::network::NicPort>, VirtError> {
@@ -410,7 +410,7 @@ impl QemuDriver {
 
     /// Releases the ports of a stopped domain, in the background (the stop
     /// itself is synchronous).
-    fn release_ports_of(&self, ports: &[(String, String)]) {
+    pub(super) fn release_ports_of(&self, ports: &[(String, String)]) {
         if ports.is_empty() {
             return;
         }
@@ -1098,6 +1098,14 @@ fn live_ports(def: &DomainDef) -> Vec<(String, String)> {
 /// Where automatic tap names (`vnetN`) continue from.
 static TAP_HINT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
+/// The next free automatic tap name (`vnetN`).
+pub(super) fn next_tap_name() -> String {
+    let mut hint = TAP_HINT.load(std::sync::atomic::Ordering::Relaxed);
+    let name = crate::process::tap::free_name(&mut hint);
+    TAP_HINT.store(hint, std::sync::atomic::Ordering::Relaxed);
+    name
+}
+
 /// The host side of each NIC that needs a tap: `type='bridge'` joins its
 /// bridge, `type='ethernet'` stands alone. Names come from `<target dev>`
 /// or the next free `vnetN`.
@@ -1138,12 +1146,7 @@ fn plan_nets(
         };
         let tap = match &n.target_dev {
             Some(t) if !t.is_empty() => t.clone(),
-            _ => {
-                let mut hint = TAP_HINT.load(std::sync::atomic::Ordering::Relaxed);
-                let name = crate::process::tap::free_name(&mut hint);
-                TAP_HINT.store(hint, std::sync::atomic::Ordering::Relaxed);
-                name
-            }
+            _ => next_tap_name(),
         };
         out.push(crate::process::NetPlan { index, tap, bridge });
     }

@@ -130,6 +130,22 @@ impl Monitor {
             .execute_value(name, non_empty(arguments))
             .await
     }
+
+    /// Passes `fd` to QEMU under `fdname` (`getfd`), for a later command
+    /// that names it (`netdev_add {"fd": fdname}`).
+    ///
+    /// # Errors
+    /// As [`Monitor::execute_raw`].
+    pub async fn pass_fd(
+        &self,
+        fdname: &str,
+        fd: std::os::fd::OwnedFd,
+    ) -> Result<(), MonitorError> {
+        self.transport
+            .execute_with_fd("getfd", Some(serde_json::json!({ "fdname": fdname })), fd)
+            .await
+            .map(|_| ())
+    }
 }
 
 /// `arguments` of a command: left out when there are none.

@@ -190,7 +190,7 @@ fn close_pending(p: &Pending) {
 struct Inner {
     next_id: AtomicU64,
     pending: Arc<Pending>,
-    out: mpsc::UnboundedSender<Vec<u8>>,
+    out: mpsc::UnboundedSender<Outgoing>,
     greeting: Value,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
@@ -383,11 +383,36 @@ impl Transport {
         })
     }
 
+    /// Runs command `name` with `fd` passed along (SCM_RIGHTS): `getfd`
+    /// names it for later commands (`netdev_add`'s `fd`).
+    ///
+    /// # Errors
+    /// See [`MonitorError`].
+    pub async fn execute_with_fd(
+        &self,
+        name: &str,
+        arguments: Option<Value>,
+        fd: std::os::fd::OwnedFd,
+    ) -> Result<Value, MonitorError> {
+        self.execute_inner(name, arguments, self.timeout, Some(fd))
+            .await
+    }
+
     async fn execute_value_timeout(
         &self,
         name: &str,
         arguments: Option<Value>,
         timeout: Duration,
+    ) -> Result<Value, MonitorError> {
+        self.execute_inner(name, arguments, timeout, None).await
+    }
+
+    async fn execute_inner(
+        &self,
+        name: &str,
+        arguments: Option<Value>,
+        timeout: Duration,
+        fd: Option<std::os::fd::OwnedFd>,
     ) -> Result<Value, MonitorError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let mut msg = Map::new();
@@ -415,7 +440,7 @@ impl Transport {
             pending: &self.inner.pending,
             id,
         };
-        if self.inner.out.send(line).is_err() {
+        if self.inner.out.send(Outgoing { line, fd }).is_err() {
             return Err(MonitorError::Disconnected);
         }
         match tokio::time::timeout(timeout, rx).await {
@@ -593,16 +618,63 @@ fn deliver_reply(mut msg: Map<String, Value>, pending: &Pending, line: &[u8]) {
     }
 }
 
+/// A command line for QEMU, with a file descriptor to pass along
+/// (SCM_RIGHTS, for `getfd`/`add-fd`).
+struct Outgoing {
+    line: Vec<u8>,
+    fd: Option<std::os::fd::OwnedFd>,
+}
+
 async fn write_loop(
     mut wr: OwnedWriteHalf,
-    mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut lines: mpsc::UnboundedReceiver<Outgoing>,
     pending: Arc<Pending>,
 ) {
-    while let Some(line) = lines.recv().await {
-        if let Err(e) = wr.write_all(&line).await {
+    while let Some(out) = lines.recv().await {
+        let r = match &out.fd {
+            None => wr.write_all(&out.line).await,
+            Some(fd) => send_with_fd(&wr, &out.line, fd).await,
+        };
+        if let Err(e) = r {
             warn!("QMP: write failed, closing the monitor: {e}");
             close_pending(&pending);
             return;
         }
     }
+}
+
+/// Writes `line` with `fd` attached to its first byte (QEMU takes the
+/// descriptor with the message it arrives with), the rest as usual.
+async fn send_with_fd(
+    wr: &OwnedWriteHalf,
+    line: &[u8],
+    fd: &std::os::fd::OwnedFd,
+) -> io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    use std::os::fd::AsRawFd;
+    let stream: &UnixStream = wr.as_ref();
+    let mut sent = 0;
+    while sent < line.len() {
+        stream.writable().await?;
+        let r = stream.try_io(tokio::io::Interest::WRITABLE, || {
+            let iov = [io::IoSlice::new(&line[sent..])];
+            let fds = [fd.as_raw_fd()];
+            let cmsg = [ControlMessage::ScmRights(&fds)];
+            let cmsgs: &[ControlMessage<'_>] = if sent == 0 { &cmsg } else { &[] };
+            sendmsg::<()>(
+                stream.as_raw_fd(),
+                &iov,
+                cmsgs,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            )
+            .map_err(io::Error::from)
+        });
+        match r {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
