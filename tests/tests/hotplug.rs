@@ -459,8 +459,18 @@ async fn pci_unplug_stays_pending_across_a_daemon_restart() {
     assert!(e.message().contains("already in progress"), "{e:?}");
 
     env.daemon.kill9();
+    // From now on the daemon reaches QEMU through a QMP peer of ours that
+    // passes everything on and can send an event of its own: the late
+    // DEVICE_DELETED a real guest would cause.
+    let monitor = monitor_path(&std::fs::read_to_string(env.status_file("pend")).expect("status"));
+    let peer = QmpPeer::interpose(&monitor);
     env.daemon = Daemon::builder("virtqemud", &env.root).start().await;
     let mut c = env.client().await;
+    let mut events = c
+        .watch_events(pb::WatchEventsRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
     // QEMU still has the device: still pending, still in the live XML.
     assert!(xml(&mut c, "pend", false).await.contains("dev='vdb'"));
     let status = std::fs::read_to_string(env.status_file("pend")).expect("status");
@@ -468,6 +478,105 @@ async fn pci_unplug_stays_pending_across_a_daemon_restart() {
         status.contains("<pendingremoval alias='virtio-disk1'/>"),
         "{status}"
     );
+    // The guest lets go (late, after the restart): the removal completes.
+    assert!(
+        wait_until(Duration::from_secs(10), || peer.connected()).await,
+        "the daemon reconnected through the peer"
+    );
+    peer.send_event(
+        r#"{"event": "DEVICE_DELETED", "data": {"device": "virtio-disk1", "path": "/machine/peripheral/virtio-disk1"}, "timestamp": {"seconds": 1, "microseconds": 0}}"#,
+    );
+    match device_event(&mut events).await {
+        pb::domain_event::Event::DeviceRemoved(r) => assert_eq!(r.alias, "virtio-disk1"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!xml(&mut c, "pend", false).await.contains("dev='vdb'"));
+    let status = std::fs::read_to_string(env.status_file("pend")).expect("status");
+    assert!(!status.contains("pendingremoval"), "{status}");
+}
+
+/// The `<monitor path=>` of a status file.
+fn monitor_path(status: &str) -> PathBuf {
+    let start = status.find("<monitor path='").expect("monitor") + "<monitor path='".len();
+    let end = status[start..].find('\'').expect("quote") + start;
+    PathBuf::from(&status[start..end])
+}
+
+/// A QMP peer between the daemon and QEMU: QEMU's monitor socket moves
+/// aside, the peer listens at its path and relays every byte both ways;
+/// `send_event` adds a line of its own towards the daemon.
+struct QmpPeer {
+    to_daemon: std::sync::Arc<std::sync::Mutex<Option<std::os::unix::net::UnixStream>>>,
+}
+
+impl QmpPeer {
+    fn interpose(path: &Path) -> QmpPeer {
+        use std::io::{Read, Write};
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let real = path.with_extension("real");
+        std::fs::rename(path, &real).expect("move QEMU's monitor socket");
+        let listener = UnixListener::bind(path).expect("bind the peer");
+        let to_daemon = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let slot = to_daemon.clone();
+        std::thread::spawn(move || {
+            for daemon in listener.incoming() {
+                let Ok(daemon) = daemon else { return };
+                let Ok(qemu) = UnixStream::connect(&real) else {
+                    return;
+                };
+                let (mut d_read, mut q_write) = (
+                    daemon.try_clone().expect("clone"),
+                    qemu.try_clone().expect("clone"),
+                );
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 8192];
+                    while let Ok(n) = d_read.read(&mut buf) {
+                        if n == 0 || q_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut q_read = qemu;
+                let d_write = daemon;
+                *slot.lock().expect("lock") = Some(d_write.try_clone().expect("clone"));
+                let slot2 = slot.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 8192];
+                    let mut partial: Vec<u8> = Vec::new();
+                    while let Ok(n) = q_read.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        partial.extend_from_slice(&buf[..n]);
+                        // Whole lines only, so an injected line never lands
+                        // inside one of QEMU's.
+                        let Some(last) = partial.iter().rposition(|b| *b == b'\n') else {
+                            continue;
+                        };
+                        let lines: Vec<u8> = partial.drain(..=last).collect();
+                        let mut g = slot2.lock().expect("lock");
+                        let Some(w) = g.as_mut() else { break };
+                        if w.write_all(&lines).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        QmpPeer { to_daemon }
+    }
+
+    fn connected(&self) -> bool {
+        self.to_daemon.lock().expect("lock").is_some()
+    }
+
+    fn send_event(&self, line: &str) {
+        use std::io::Write;
+        let mut g = self.to_daemon.lock().expect("lock");
+        let w = g.as_mut().expect("daemon connected");
+        w.write_all(line.as_bytes()).expect("send");
+        w.write_all(b"\n").expect("send");
+    }
 }
 
 #[tokio::test]
