@@ -194,13 +194,13 @@ async fn device_event(s: &mut tonic::Streaming<pb::DomainEvent>) -> pb::domain_e
             .expect("an event in time")
             .expect("stream")
             .expect("event");
-        match ev.event {
-            Some(
-                e @ (pb::domain_event::Event::DeviceAdded(_)
-                | pb::domain_event::Event::DeviceRemoved(_)
-                | pb::domain_event::Event::DeviceRemovalFailed(_)),
-            ) => return e,
-            _ => {}
+        if let Some(
+            e @ (pb::domain_event::Event::DeviceAdded(_)
+            | pb::domain_event::Event::DeviceRemoved(_)
+            | pb::domain_event::Event::DeviceRemovalFailed(_)),
+        ) = ev.event
+        {
+            return e;
         }
     }
 }
