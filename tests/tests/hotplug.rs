@@ -688,3 +688,54 @@ async fn nic_attach_live_with_a_tap() {
         "tap {tap} gone"
     );
 }
+
+/// A `type='volume'` disk attached live: virtqemud asks virtstoraged for
+/// the volume's path, as at start.
+#[tokio::test]
+async fn volume_disk_attaches_live() {
+    use proto::storage::v1 as sto;
+    let env = Env::new().await;
+    let storaged = Daemon::start("virtstoraged", &env.root).await;
+    let dir = env.file("pool");
+    std::fs::create_dir_all(&dir).expect("pool dir");
+    std::fs::write(dir.join("data.img"), vec![0u8; 1 << 20]).expect("volume");
+    let mut s = storaged.storage(SocketKind::ReadWrite).await;
+    let pool = || {
+        Some(sto::PoolRef {
+            by: Some(sto::pool_ref::By::Name("hp".into())),
+        })
+    };
+    s.define_pool(sto::DefinePoolRequest {
+        xml: format!(
+            "<pool type='dir'><name>hp</name><target><path>{}</path></target></pool>",
+            dir.display()
+        ),
+        validate: true,
+    })
+    .await
+    .expect("define pool");
+    s.start_pool(sto::StartPoolRequest {
+        pool: pool(),
+        ..Default::default()
+    })
+    .await
+    .expect("start pool");
+    let mut c = env.client().await;
+    env.boot(&mut c, "vol").await;
+    attach(
+        &mut c,
+        "vol",
+        "<disk type='volume' device='disk'><driver name='qemu' type='raw'/>\
+         <source pool='hp' volume='data.img'/><target dev='vdc' bus='virtio'/></disk>",
+        true,
+        true,
+    )
+    .await
+    .expect("attach volume disk");
+    let live = xml(&mut c, "vol", false).await;
+    assert!(
+        live.contains("<source pool='hp' volume='data.img' index='3'/>"),
+        "{live}"
+    );
+    assert!(xml(&mut c, "vol", true).await.contains("volume='data.img'"));
+}

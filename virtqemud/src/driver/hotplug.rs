@@ -708,79 +708,101 @@ impl QemuDriver {
         } else {
             None
         };
-        if a.live {
-            let (old, rt) = {
-                let st = obj.lock();
-                (st.def.clone(), st.runtime.clone().ok_or_else(not_running)?)
-            };
-            check_unique(&old, &dev)?;
-            let user_alias = alias_of(&dev)
-                .filter(|a| a.starts_with("ua-"))
-                .map(str::to_owned);
-            let mut marked = dev.clone();
-            if let Some(i) = marked.info_mut() {
-                i.alias = Some(NEW_MARK.to_owned());
+        // Config first: it can be put back if the live change fails,
+        // while a live change cannot always be taken back.
+        let restore = match new_config {
+            Some(d) => {
+                let old = Self::config_def(&obj);
+                self.save_config(&obj, d).await?;
+                Some(old)
             }
-            let mut new = (*old).clone();
-            new.add_device(marked);
-            let mut new = self.refresh(new)?;
-            let alias = assign_new_alias(&old, &mut new, user_alias.as_deref());
-            refuse_unpluggable_slot(&new, alias.as_deref())?;
-            let nic = self.nic_host_side(&mut new, alias.as_deref()).await?;
-            let release_port = |nic: &Option<NicHost>| {
-                nic.as_ref()
-                    .and_then(|n| n.port.clone())
-                    .map(|p| vec![(p.network, p.uuid)])
-                    .unwrap_or_default()
-            };
-            let (before, after) = match self.command_parts(&old, &new) {
-                Ok(v) => v,
-                Err(e) => {
+            None => None,
+        };
+        let live_result: Result<(), VirtError> = async {
+            if !a.live {
+                return Ok(());
+            }
+                let (old, rt) = {
+                    let st = obj.lock();
+                    (st.def.clone(), st.runtime.clone().ok_or_else(not_running)?)
+                };
+                check_unique(&old, &dev)?;
+                let user_alias = alias_of(&dev)
+                    .filter(|a| a.starts_with("ua-"))
+                    .map(str::to_owned);
+                let mut marked = dev.clone();
+                if let Some(i) = marked.info_mut() {
+                    i.alias = Some(NEW_MARK.to_owned());
+                }
+                let mut new = (*old).clone();
+                new.add_device(marked);
+                let mut new = self.refresh(new)?;
+                let alias = assign_new_alias(&old, &mut new, user_alias.as_deref());
+                refuse_unpluggable_slot(&new, alias.as_deref())?;
+                self.resolve_new_volume(&mut new, alias.as_deref()).await?;
+                let nic = self.nic_host_side(&mut new, alias.as_deref()).await?;
+                let release_port = |nic: &Option<NicHost>| {
+                    nic.as_ref()
+                        .and_then(|n| n.port.clone())
+                        .map(|p| vec![(p.network, p.uuid)])
+                        .unwrap_or_default()
+                };
+                let (before, after) = match self.command_parts(&old, &new) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        self.release_ports_of(&release_port(&nic));
+                        return Err(e);
+                    }
+                };
+                let (added, removed) = diff(&before, &after);
+                if !removed.is_empty() || added.iter().any(|p| matches!(p, Part::Other(_))) {
                     self.release_ports_of(&release_port(&nic));
+                    tracing::debug!(?added, ?removed, "live attach refused");
+                    return Err(unsupported(format!(
+                        "unsupported configuration: this <{}> cannot be attached live: it would change other parts of the command line",
+                        dev.element_name()
+                    )));
+                }
+                if added.is_empty() {
+                    return Err(unsupported(format!(
+                        "unsupported configuration: <{}> devices cannot be attached live",
+                        dev.element_name()
+                    )));
+                }
+                let ports = release_port(&nic);
+                let plugged = match rt.monitor().await {
+                    Ok(mon) => plug(&mon, &added, nic.map(|n| n.tap)).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = plugged {
+                    self.release_ports_of(&ports);
                     return Err(e);
                 }
-            };
-            let (added, removed) = diff(&before, &after);
-            if !removed.is_empty() || added.iter().any(|p| matches!(p, Part::Other(_))) {
-                self.release_ports_of(&release_port(&nic));
-                tracing::debug!(?added, ?removed, "live attach refused");
-                return Err(unsupported(format!(
-                    "unsupported configuration: this <{}> cannot be attached live: it would change other parts of the command line",
-                    dev.element_name()
-                )));
-            }
-            if added.is_empty() {
-                return Err(unsupported(format!(
-                    "unsupported configuration: <{}> devices cannot be attached live",
-                    dev.element_name()
-                )));
-            }
-            let ports = release_port(&nic);
-            let plugged = match rt.monitor().await {
-                Ok(mon) => plug(&mon, &added, nic.map(|n| n.tap)).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = plugged {
-                self.release_ports_of(&ports);
-                return Err(e);
-            }
-            let ident = {
-                let mut st = obj.lock();
-                st.def = Arc::new(new);
-                st.ident()
-            };
-            self.save_status_logged(&obj);
-            if let Some(alias) = alias {
-                self.publish(DomainEvent {
-                    domain: ident,
-                    body: EventBody::DeviceAdded { alias },
-                });
-            }
+                let ident = {
+                    let mut st = obj.lock();
+                    st.def = Arc::new(new);
+                    st.ident()
+                };
+                self.save_status_logged(&obj);
+                if let Some(alias) = alias {
+                    self.publish(DomainEvent {
+                        domain: ident,
+                        body: EventBody::DeviceAdded { alias },
+                    });
+                }
+            Ok(())
         }
-        if let Some(d) = new_config {
-            self.save_config(&obj, d).await?;
+        .await;
+        if live_result.is_err()
+            && let Some(old) = restore
+            && let Err(e) = self.save_config(&obj, (*old).clone()).await
+        {
+            tracing::error!(
+                "cannot put the persistent definition back after a failed live change: {}",
+                e.message
+            );
         }
-        Ok(())
+        live_result
     }
 
     /// Changes a device in place (UpdateDevice): any device in the
@@ -810,70 +832,116 @@ impl QemuDriver {
         } else {
             None
         };
-        if a.live {
-            let (def, rt) = {
-                let st = obj.lock();
-                (st.def.clone(), st.runtime.clone().ok_or_else(not_running)?)
-            };
-            let i = find_device(&def, &new_dev)?;
-            let old_dev = &def.devices[i];
-            let updated = keep_info(old_dev, &new_dev);
-            if updated != *old_dev {
-                let (Device::Disk(old), Device::Disk(new)) = (old_dev, &updated) else {
-                    return Err(unsupported(format!(
-                        "unsupported configuration: live update of <{}> devices is not supported",
-                        old_dev.element_name()
-                    )));
-                };
-                let removable = matches!(
-                    old.device,
-                    common::domain::device::disk::DiskDevice::Cdrom
-                        | common::domain::device::disk::DiskDevice::Floppy
-                );
-                let mut same_but_medium = (**new).clone();
-                same_but_medium.src = old.src.clone();
-                same_but_medium.driver = old.driver.clone();
-                if !removable || same_but_medium != **old {
-                    return Err(unsupported(
-                        "unsupported configuration: only the medium of a CD-ROM or floppy can be changed live",
-                    ));
-                }
-                let alias = alias_of(old_dev)
-                    .map(str::to_owned)
-                    .ok_or_else(|| internal("the disk has no alias"))?;
-                let mon = rt.monitor().await?;
-                match new.src.path.as_deref() {
-                    None | Some("") => mon
-                        .execute_raw("eject", serde_json::json!({"id": alias, "force": force}))
-                        .await
-                        .map_err(|e| qemu_failed("eject", e))?,
-                    Some(path) => {
-                        let format = new
-                            .src
-                            .format
-                            .map_or_else(|| "raw".to_owned(), |f| f.as_str().to_owned());
-                        mon.execute_raw(
-                            "blockdev-change-medium",
-                            serde_json::json!({
-                                "id": alias,
-                                "filename": path,
-                                "format": format,
-                                "read-only-mode": "read-only",
-                            }),
-                        )
-                        .await
-                        .map_err(|e| qemu_failed("blockdev-change-medium", e))?
-                    }
-                };
-                let mut nd = (*def).clone();
-                nd.devices[i] = updated;
-                obj.lock().def = Arc::new(nd);
-                self.save_status_logged(&obj);
+        // Config first: it can be put back if the live change fails,
+        // while a live change cannot always be taken back.
+        let restore = match new_config {
+            Some(d) => {
+                let old = Self::config_def(&obj);
+                self.save_config(&obj, d).await?;
+                Some(old)
             }
+            None => None,
+        };
+        let live_result: Result<(), VirtError> = async {
+            if !a.live {
+                return Ok(());
+            }
+                let (def, rt) = {
+                    let st = obj.lock();
+                    (st.def.clone(), st.runtime.clone().ok_or_else(not_running)?)
+                };
+                let i = find_device(&def, &new_dev)?;
+                let old_dev = &def.devices[i];
+                let updated = keep_info(old_dev, &new_dev);
+                if updated != *old_dev {
+                    let (Device::Disk(old), Device::Disk(new)) = (old_dev, &updated) else {
+                        return Err(unsupported(format!(
+                            "unsupported configuration: live update of <{}> devices is not supported",
+                            old_dev.element_name()
+                        )));
+                    };
+                    let removable = matches!(
+                        old.device,
+                        common::domain::device::disk::DiskDevice::Cdrom
+                            | common::domain::device::disk::DiskDevice::Floppy
+                    );
+                    let mut same_but_medium = (**new).clone();
+                    same_but_medium.src = old.src.clone();
+                    same_but_medium.driver = old.driver.clone();
+                    if !removable || same_but_medium != **old {
+                        return Err(unsupported(
+                            "unsupported configuration: only the medium of a CD-ROM or floppy can be changed live",
+                        ));
+                    }
+                    let alias = alias_of(old_dev)
+                        .map(str::to_owned)
+                        .ok_or_else(|| internal("the disk has no alias"))?;
+                    let mon = rt.monitor().await?;
+                    match new.src.path.as_deref() {
+                        None | Some("") => mon
+                            .execute_raw("eject", serde_json::json!({"id": alias, "force": force}))
+                            .await
+                            .map_err(|e| qemu_failed("eject", e))?,
+                        Some(path) => {
+                            let format = new
+                                .src
+                                .format
+                                .map_or_else(|| "raw".to_owned(), |f| f.as_str().to_owned());
+                            mon.execute_raw(
+                                "blockdev-change-medium",
+                                serde_json::json!({
+                                    "id": alias,
+                                    "filename": path,
+                                    "format": format,
+                                    "read-only-mode": "read-only",
+                                }),
+                            )
+                            .await
+                            .map_err(|e| qemu_failed("blockdev-change-medium", e))?
+                        }
+                    };
+                    let mut nd = (*def).clone();
+                    nd.devices[i] = updated;
+                    obj.lock().def = Arc::new(nd);
+                    self.save_status_logged(&obj);
+                }
+            Ok(())
         }
-        if let Some(d) = new_config {
-            self.save_config(&obj, d).await?;
+        .await;
+        if live_result.is_err()
+            && let Some(old) = restore
+            && let Err(e) = self.save_config(&obj, (*old).clone()).await
+        {
+            tracing::error!(
+                "cannot put the persistent definition back after a failed live change: {}",
+                e.message
+            );
         }
+        live_result
+    }
+
+    /// A `type='volume'` disk being attached live gets its volume's path
+    /// and format from virtstoraged, as at start.
+    async fn resolve_new_volume(
+        &self,
+        new: &mut DomainDef,
+        alias: Option<&str>,
+    ) -> Result<(), VirtError> {
+        let Some(dev) = alias.and_then(|a| new.devices.iter().find(|d| alias_of(d) == Some(a)))
+        else {
+            return Ok(());
+        };
+        let mut one = new.clone();
+        one.devices = vec![dev.clone()];
+        if crate::storage::volumes_of(&one).is_empty() {
+            return Ok(());
+        }
+        let storage = self
+            .storage
+            .as_ref()
+            .ok_or_else(|| internal("no storage driver to resolve the volume"))?;
+        let volumes = storage.resolve_all(&one).await?;
+        crate::storage::apply(new, &volumes);
         Ok(())
     }
 
@@ -1046,8 +1114,20 @@ impl QemuDriver {
         } else {
             None
         };
-        let mut outcome = Detached::Done;
-        if a.live {
+        // Config first: it can be put back if the live change fails,
+        // while a live change cannot always be taken back.
+        let restore = match new_config {
+            Some(d) => {
+                let old = Self::config_def(&obj);
+                self.save_config(&obj, d).await?;
+                Some(old)
+            }
+            None => None,
+        };
+        let live_result: Result<Detached, VirtError> = async {
+            if !a.live {
+                return Ok(Detached::Done);
+            }
             let (def, rt) = {
                 let st = obj.lock();
                 (st.def.clone(), st.runtime.clone().ok_or_else(not_running)?)
@@ -1056,12 +1136,19 @@ impl QemuDriver {
             let alias = alias_of(&def.devices[i])
                 .map(str::to_owned)
                 .ok_or_else(|| internal("the device has no alias"))?;
-            outcome = self.unplug(&obj, &rt, &alias).await?;
+            self.unplug(&obj, &rt, &alias).await
         }
-        if let Some(d) = new_config {
-            self.save_config(&obj, d).await?;
+        .await;
+        if live_result.is_err()
+            && let Some(old) = restore
+            && let Err(e) = self.save_config(&obj, (*old).clone()).await
+        {
+            tracing::error!(
+                "cannot put the persistent definition back after a failed live change: {}",
+                e.message
+            );
         }
-        Ok(outcome)
+        live_result
     }
 
     /// The shared path of every live detach: `device_del`, wait for the
