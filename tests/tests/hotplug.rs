@@ -739,3 +739,62 @@ async fn volume_disk_attaches_live() {
     );
     assert!(xml(&mut c, "vol", true).await.contains("volume='data.img'"));
 }
+
+/// virtsh's device commands on a running domain, end to end.
+#[tokio::test]
+async fn virtsh_device_commands_on_a_running_domain() {
+    use tests::virtsh::{fails, ok};
+    let env = Env::new().await;
+    let mut c = env.client().await;
+    env.boot(&mut c, "sh").await;
+    let tablet = env.file("tablet.xml");
+    std::fs::write(&tablet, "<input type='tablet' bus='usb'/>").expect("xml");
+    let t = tablet.to_str().expect("utf-8");
+    assert_eq!(
+        ok(&env.root, &["attach-device", "sh", t, "--live"]),
+        "Device attached successfully\n\n"
+    );
+    assert_eq!(
+        ok(&env.root, &["detach-device", "sh", t, "--live"]),
+        "Device detached successfully\n\n"
+    );
+    let img = env.raw_image("sh-extra.img");
+    assert_eq!(
+        ok(
+            &env.root,
+            &[
+                "attach-disk",
+                "sh",
+                img.to_str().expect("utf-8"),
+                "vdb",
+                "--targetbus",
+                "virtio",
+                "--live"
+            ]
+        ),
+        "Disk attached successfully\n\n"
+    );
+    let list = ok(&env.root, &["domblklist", "sh"]);
+    assert!(
+        list.contains("vdb") && list.contains("sh-extra.img"),
+        "{list}"
+    );
+    let iso = env.raw_image("sh.iso");
+    let out = ok(
+        &env.root,
+        &[
+            "change-media",
+            "sh",
+            "sdb",
+            iso.to_str().expect("utf-8"),
+            "--insert",
+            "--live",
+        ],
+    );
+    assert!(out.contains("Successfully inserted media."), "{out}");
+    let err = fails(
+        &env.root,
+        &["detach-device-alias", "sh", "no-such-alias", "--live"],
+    );
+    assert!(err.contains("no-such-alias"), "{err}");
+}
