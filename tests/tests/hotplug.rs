@@ -798,3 +798,43 @@ async fn virtsh_device_commands_on_a_running_domain() {
     );
     assert!(err.contains("no-such-alias"), "{err}");
 }
+
+/// More device kinds live: an rng, a watchdog, a SCSI controller plugged
+/// and listed; a host device refused with a clear error.
+#[tokio::test]
+async fn more_device_kinds_live() {
+    let env = Env::new().await;
+    let mut c = env.client().await;
+    env.boot(&mut c, "kinds").await;
+    for (dev, alias) in [
+        (
+            "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>",
+            "rng0",
+        ),
+        ("<watchdog model='i6300esb' action='reset'/>", "watchdog0"),
+        (
+            "<controller type='scsi' index='0' model='virtio-scsi'/>",
+            "scsi0",
+        ),
+    ] {
+        attach(&mut c, "kinds", dev, true, false)
+            .await
+            .unwrap_or_else(|e| panic!("attach {dev}: {}", e.message()));
+        let x = xml(&mut c, "kinds", false).await;
+        assert!(
+            x.contains(&format!("<alias name='{alias}'/>")),
+            "{dev}: {x}"
+        );
+    }
+    let e = attach(
+        &mut c,
+        "kinds",
+        "<hostdev mode='subsystem' type='pci' managed='yes'><source>\
+         <address domain='0x0000' bus='0x06' slot='0x12' function='0x5'/></source></hostdev>",
+        true,
+        false,
+    )
+    .await
+    .expect_err("hostdev");
+    assert!(e.message().contains("host devices"), "{e:?}");
+}
