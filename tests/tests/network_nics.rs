@@ -1,7 +1,7 @@
 //! Domain NICs on virtual networks (`<interface type='network'>`):
 //! virtqemud takes a port from virtnetworkd, puts the tap on the
 //! network's bridge, releases the port when the domain stops, and
-//! reclaims it after its own restart.
+//! reclaims it after its own restart; a NIC attached live gets its own.
 
 use std::time::Duration;
 
@@ -198,6 +198,46 @@ async fn a_network_nic_gets_a_port_and_a_tap_on_the_bridge() {
         qemud.output()
     );
     let mut c = qemud.domain(SocketKind::ReadWrite).await;
+
+    // A second NIC on the network, attached live: its own port, its tap
+    // on the bridge (passed to QEMU over the monitor).
+    c.attach_device(pb::AttachDeviceRequest {
+        domain: dom_ref("vm"),
+        xml: "<interface type='network'><mac address='52:54:00:aa:cc:02'/>\
+              <source network='lan'/><model type='virtio'/></interface>"
+            .into(),
+        flags: Some(pb::DeviceModifyFlags {
+            live: true,
+            config: false,
+            force: false,
+        }),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("attach NIC: {}", e.message()));
+    assert_eq!(ports(&netd).await, 2, "a port for the new NIC");
+    let live = c
+        .get_xml(pb::GetXmlRequest {
+            domain: dom_ref("vm"),
+            ..Default::default()
+        })
+        .await
+        .expect("xml")
+        .into_inner()
+        .xml;
+    let second = live.split("52:54:00:aa:cc:02").nth(1).expect("second NIC");
+    let tap2 = second
+        .split("<target dev='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("tap")
+        .to_owned();
+    assert_ne!(tap2, tap);
+    let master = std::fs::read_link(format!("/sys/class/net/{tap2}/master")).expect("on a bridge");
+    assert_eq!(
+        master.file_name().map(|n| n.to_string_lossy().into_owned()),
+        Some(bridge.clone())
+    );
+
     c.destroy(pb::DestroyRequest {
         domain: dom_ref("vm"),
         ..Default::default()
@@ -206,7 +246,7 @@ async fn a_network_nic_gets_a_port_and_a_tap_on_the_bridge() {
     .expect("destroy");
     assert!(
         wait_until_async(Duration::from_secs(5), || async { ports(&netd).await == 0 }).await,
-        "the port is released when the domain stops"
+        "the ports are released when the domain stops"
     );
     n.destroy_network(npb::DestroyNetworkRequest {
         network: net_ref("lan"),
