@@ -800,7 +800,8 @@ async fn virtsh_device_commands_on_a_running_domain() {
 }
 
 /// More device kinds live: an rng, a watchdog, a SCSI controller plugged
-/// and listed; a host device refused with a clear error.
+/// and listed; a host device and a SATA disk (plug and unplug) refused
+/// with clear errors.
 #[tokio::test]
 async fn more_device_kinds_live() {
     let env = Env::new().await;
@@ -837,4 +838,30 @@ async fn more_device_kinds_live() {
     .await
     .expect_err("hostdev");
     assert!(e.message().contains("host devices"), "{e:?}");
+    // What QEMU cannot plug or unplug is refused up front.
+    let e = detach(
+        &mut c,
+        "kinds",
+        "<disk type='file' device='disk'><target dev='sda'/></disk>",
+        true,
+        false,
+    )
+    .await
+    .expect_err("boot disk on SATA");
+    assert!(e.message().contains("cannot be hotunplugged"), "{e:?}");
+    let img = env.raw_image("k.img");
+    let e = attach(
+        &mut c,
+        "kinds",
+        &format!(
+            "<disk type='file' device='disk'><source file='{}'/><target dev='sdc' bus='sata'/></disk>",
+            img.display()
+        ),
+        true,
+        false,
+    )
+    .await
+    .expect_err("SATA disk");
+    assert!(e.message().contains("cannot be hotplugged"), "{e:?}");
+    assert!(xml(&mut c, "kinds", false).await.contains("dev='sda'"));
 }

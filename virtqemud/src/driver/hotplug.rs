@@ -176,6 +176,48 @@ pub fn find_device(def: &DomainDef, want: &Device) -> Result<usize, VirtError> {
     Ok(i)
 }
 
+/// The checks a live removal adds: what QEMU cannot unplug.
+fn may_unplug(def: &DomainDef, i: usize) -> Result<(), VirtError> {
+    use common::domain::device::disk::DiskBus;
+    match &def.devices[i] {
+        Device::Disk(d)
+            if matches!(
+                d.target.bus,
+                Some(DiskBus::Ide | DiskBus::Sata | DiskBus::Fdc)
+            ) =>
+        {
+            Err(unsupported(format!(
+                "unsupported configuration: disk bus '{}' cannot be hotunplugged",
+                d.target.bus.map_or("", |b| b.as_str())
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The checks a live attach adds: what QEMU cannot plug.
+fn may_plug(dev: &Device) -> Result<(), VirtError> {
+    use common::domain::device::disk::{DiskBus, DiskDevice};
+    match dev {
+        Device::Disk(d)
+            if d.device == DiskDevice::Disk
+                && matches!(
+                    d.target.bus,
+                    Some(DiskBus::Ide | DiskBus::Sata | DiskBus::Fdc)
+                ) =>
+        {
+            Err(unsupported(format!(
+                "unsupported configuration: disk bus '{}' cannot be hotplugged",
+                d.target.bus.map_or("", |b| b.as_str())
+            )))
+        }
+        Device::Memballoon(_) => Err(unsupported(
+            "unsupported configuration: live attach of a memory balloon is not supported",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// What a detach request identifies, for messages.
 fn describe(d: &Device) -> String {
     if let Some(a) = alias_of(d) {
@@ -727,6 +769,7 @@ impl QemuDriver {
                     (st.def.clone(), st.runtime.clone().ok_or_else(not_running)?)
                 };
                 check_unique(&old, &dev)?;
+                may_plug(&dev)?;
                 let user_alias = alias_of(&dev)
                     .filter(|a| a.starts_with("ua-"))
                     .map(str::to_owned);
@@ -1133,6 +1176,7 @@ impl QemuDriver {
                 (st.def.clone(), st.runtime.clone().ok_or_else(not_running)?)
             };
             let i = find_device(&def, want)?;
+            may_unplug(&def, i)?;
             let alias = alias_of(&def.devices[i])
                 .map(str::to_owned)
                 .ok_or_else(|| internal("the device has no alias"))?;
