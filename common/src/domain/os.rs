@@ -120,7 +120,7 @@ pub struct Os {
     /// `<firmware><feature name='secure-boot'>`.
     pub fw_secure_boot: Option<bool>,
     /// `<loader>`/`<nvram>`.
-    pub loader: Option<Loader>,
+    pub loader: Option<Box<Loader>>,
     /// `<init>`.
     pub init: Option<String>,
     /// `<initarg>`s.
@@ -453,7 +453,7 @@ fn parse_firmware(n: Node<'_>, os: &mut Os) -> Result<(), XmlError> {
             }
         }
     }
-    os.loader = Some(l);
+    os.loader = Some(Box::new(l));
     Ok(())
 }
 

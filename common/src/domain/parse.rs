@@ -315,7 +315,7 @@ fn add_implicit_inputs(def: &mut DomainDef) {
             .iter()
             .any(|d| matches!(d, Device::Input(i) if i.kind == kind && i.bus == bus));
         if !present {
-            def.add_device(Device::Input(Input::new(kind, bus)));
+            def.add_device(Device::Input(Box::new(Input::new(kind, bus))));
         }
     }
 }

@@ -234,14 +234,14 @@ fn add_default_devices(caps: &QemuCaps, def: &mut DomainDef) {
             .iter()
             .any(|d| matches!(d, Device::Memballoon(_)))
     {
-        def.add_device(Device::Memballoon(Memballoon {
+        def.add_device(Device::Memballoon(Box::new(Memballoon {
             model: BalloonModel::Virtio,
             autodeflate: None,
             free_page_reporting: None,
             period: None,
             virtio: Default::default(),
             info: DeviceInfo::default(),
-        }));
+        })));
     }
     if itco
         && !def
@@ -257,11 +257,11 @@ fn add_default_devices(caps: &QemuCaps, def: &mut DomainDef) {
                 _ => None,
             })
             .unwrap_or(WatchdogAction::Reset);
-        def.add_device(Device::Watchdog(Watchdog {
+        def.add_device(Device::Watchdog(Box::new(Watchdog {
             model: WatchdogModel::Itco,
             action,
             info: DeviceInfo::default(),
-        }));
+        })));
     }
 }
 
@@ -301,7 +301,7 @@ fn add_implicit_inputs(def: &mut DomainDef) {
             .iter()
             .any(|d| matches!(d, Device::Input(i) if i.kind == kind && i.bus == InputBus::Ps2));
         if !has {
-            def.add_device(Device::Input(Input::new(kind, InputBus::Ps2)));
+            def.add_device(Device::Input(Box::new(Input::new(kind, InputBus::Ps2))));
         }
     }
 }
@@ -351,13 +351,13 @@ fn add_default_audio(conf: &QemuConf, def: &mut DomainDef) {
         Some(AudioType::None)
     };
     let Some(kind) = kind else { return };
-    def.add_device(Device::Audio(Audio {
+    def.add_device(Device::Audio(Box::new(Audio {
         id: 1,
         kind,
         attrs: Vec::new(),
         input: None,
         output: None,
-    }));
+    })));
 }
 
 /// `qemuDomainDefSetDefaultCPU`: a custom CPU without a model gets the

@@ -84,17 +84,17 @@ pub enum Device {
     /// `<controller>`.
     Controller(Box<Controller>),
     /// `<lease>`.
-    Lease(Lease),
+    Lease(Box<Lease>),
     /// `<filesystem>`.
     Filesystem(Box<Filesystem>),
     /// `<interface>`.
     Interface(Box<Interface>),
     /// `<input>`.
-    Input(Input),
+    Input(Box<Input>),
     /// `<sound>`.
-    Sound(Sound),
+    Sound(Box<Sound>),
     /// `<audio>`.
-    Audio(Audio),
+    Audio(Box<Audio>),
     /// `<graphics>`.
     Graphics(Box<Graphics>),
     /// `<video>`.
@@ -114,19 +114,19 @@ pub enum Device {
     /// `<redirdev>`.
     Redirdev(Box<Redirdev>),
     /// `<redirfilter>`.
-    RedirFilter(RedirFilter),
+    RedirFilter(Box<RedirFilter>),
     /// `<hub>`.
-    Hub(Hub),
+    Hub(Box<Hub>),
     /// `<watchdog>`.
-    Watchdog(Watchdog),
+    Watchdog(Box<Watchdog>),
     /// `<memballoon>`.
-    Memballoon(Memballoon),
+    Memballoon(Box<Memballoon>),
     /// `<rng>`.
     Rng(Box<Rng>),
     /// `<tpm>`.
     Tpm(Box<Tpm>),
     /// `<panic>`.
-    Panic(Panic),
+    Panic(Box<Panic>),
     /// `<shmem>`.
     Shmem(Box<Shmem>),
     /// `<memory>`.
@@ -140,7 +140,7 @@ pub enum Device {
     /// `<pstore>`.
     Pstore(Box<Pstore>),
     /// `<nvram>` (pSeries NVRAM; only an address).
-    Nvram(DeviceInfo),
+    Nvram(Box<DeviceInfo>),
 }
 
 /// Element names in libvirt's format order (`virDomainDefFormatInternal`).
@@ -441,9 +441,9 @@ pub(crate) fn parse_devices(
                 continue;
             }
             "interface" => Device::Interface(Box::new(Interface::parse(c, ctx)?)),
-            "input" => Device::Input(Input::parse(c, ctx, &env.input)?),
-            "sound" => Device::Sound(Sound::parse(c, ctx)?),
-            "audio" => Device::Audio(Audio::parse(c)?),
+            "input" => Device::Input(Box::new(Input::parse(c, ctx, &env.input)?)),
+            "sound" => Device::Sound(Box::new(Sound::parse(c, ctx)?)),
+            "audio" => Device::Audio(Box::new(Audio::parse(c)?)),
             "graphics" => Device::Graphics(Box::new(Graphics::parse(c, ctx, env.running)?)),
             "video" => {
                 let v = Video::parse(c, ctx)?;
@@ -480,10 +480,10 @@ pub(crate) fn parse_devices(
                     &["class", "vendor", "product", "version", "allow"],
                     &[],
                 )?;
-                Device::RedirFilter(RedirFilter::parse(c)?)
+                Device::RedirFilter(Box::new(RedirFilter::parse(c)?))
             }
-            "hub" => Device::Hub(Hub::parse(c, ctx)?),
-            "watchdog" => Device::Watchdog(Watchdog::parse(c, ctx)?),
+            "hub" => Device::Hub(Box::new(Hub::parse(c, ctx)?)),
+            "watchdog" => Device::Watchdog(Box::new(Watchdog::parse(c, ctx)?)),
             "memballoon" => {
                 if out.iter().any(|d| matches!(d, Device::Memballoon(_))) {
                     return Err(XmlError::unsupported(
@@ -491,12 +491,12 @@ pub(crate) fn parse_devices(
                         "only a single memory balloon device is supported",
                     ));
                 }
-                Device::Memballoon(Memballoon::parse(c, ctx)?)
+                Device::Memballoon(Box::new(Memballoon::parse(c, ctx)?))
             }
             "rng" => Device::Rng(Box::new(Rng::parse(c, ctx)?)),
             "tpm" => Device::Tpm(Box::new(Tpm::parse(c, ctx)?)),
-            "panic" => Device::Panic(Panic::parse(c, ctx)?),
-            "lease" => Device::Lease(Lease::parse(c, ctx)?),
+            "panic" => Device::Panic(Box::new(Panic::parse(c, ctx)?)),
+            "lease" => Device::Lease(Box::new(Lease::parse(c, ctx)?)),
             "filesystem" => Device::Filesystem(Box::new(Filesystem::parse(c, ctx)?)),
             "hostdev" => Device::Hostdev(Box::new(Hostdev::parse(c, ctx)?)),
             "shmem" => Device::Shmem(Box::new(Shmem::parse(c, ctx)?)),
@@ -531,7 +531,7 @@ pub(crate) fn parse_devices(
             }
             "nvram" => {
                 ctx.check(c, &[], &["alias", "address", "acpi"])?;
-                Device::Nvram(DeviceInfo::parse(c, ctx, info::InfoOpts::NONE)?)
+                Device::Nvram(Box::new(DeviceInfo::parse(c, ctx, info::InfoOpts::NONE)?))
             }
             other if UNMODELED.contains(&other) => {
                 if ctx.flags.validate {
