@@ -6,7 +6,7 @@
 #   make build      cargo build of all binaries (debug)
 #   make lint       rustfmt check and clippy with -D warnings
 #   make bench      the benchmarks beside libvirt (release builds; also
-#                   bench-lifecycle, bench-storage, bench-network alone)
+#                   bench-lifecycle, bench-storage, bench-network, bench-proxy alone)
 #   make install    release build; binaries and systemd units under $(DESTDIR)
 #   make uninstall  remove what install put there
 #   make clean      cargo clean and the run-stack root
@@ -52,11 +52,13 @@ test: setup-host build
 #   bench-lifecycle  virtqemud lifecycle (QEMU under TCG, minutes), docs/benchmarks.md
 #   bench-storage    virtstoraged volumes and pools (seconds), docs/benchmarks-storage.md
 #   bench-network    virtnetworkd network start/destroy (root, seconds), docs/benchmarks-network.md
-.PHONY: bench bench-lifecycle bench-storage bench-network
+#   bench-proxy      virtproxyd: what the proxy adds to a call (seconds), docs/benchmarks-proxy.md
+.PHONY: bench bench-lifecycle bench-storage bench-network bench-proxy
 bench:
 	bash scripts/bench-lifecycle.sh $(BENCH_ARGS)
 	bash scripts/bench-storage.sh $(BENCH_ARGS)
 	bash scripts/bench-network.sh $(BENCH_ARGS)
+	bash scripts/bench-proxy.sh $(BENCH_ARGS)
 
 bench-lifecycle:
 	bash scripts/bench-lifecycle.sh $(BENCH_ARGS)
@@ -66,6 +68,9 @@ bench-storage:
 
 bench-network:
 	bash scripts/bench-network.sh $(BENCH_ARGS)
+
+bench-proxy:
+	bash scripts/bench-proxy.sh $(BENCH_ARGS)
 
 lint: fmt clippy
 
