@@ -34,11 +34,11 @@ pub struct DeviceInfo {
     /// `<address>`.
     pub address: Option<Address>,
     /// `<boot>` (disks, interfaces, host devices, redirdevs).
-    pub boot: Option<Boot>,
+    pub boot: Option<Box<Boot>>,
     /// `<acpi index=>`.
     pub acpi_index: Option<u32>,
     /// `<rom>` (interfaces, host devices).
-    pub rom: Option<Rom>,
+    pub rom: Option<Box<Rom>>,
     /// `<master startport=>` (USB companion controllers).
     pub master_startport: Option<u32>,
 }
@@ -166,7 +166,7 @@ impl DeviceInfo {
                     Some(up)
                 }
             };
-            info.boot = Some(Boot { order, loadparm });
+            info.boot = Some(Box::new(Boot { order, loadparm }));
         }
         if let Some(a) = n.child("acpi") {
             info.acpi_index = a.node().uint_attr("index")?;
@@ -175,11 +175,11 @@ impl DeviceInfo {
             && let Some(r) = n.child("rom")
         {
             let r = r.node();
-            info.rom = Some(Rom {
+            info.rom = Some(Box::new(Rom {
                 enabled: r.yes_no_attr("enabled")?,
                 bar: r.on_off_attr("bar")?,
                 file: r.attr("file").map(str::to_owned),
-            });
+            }));
         }
         if let Some(m) = n.child("master") {
             info.master_startport = m.node().uint_attr("startport")?;
