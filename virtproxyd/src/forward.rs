@@ -204,15 +204,7 @@ impl Inner {
                 .and_then(|m| crate::audit::object_of(&path, m));
             AuditRecord::new(client.as_ref(), &path, object)
         });
-        let body = match first {
-            Some(frame) => Body::new(http_body_util::StreamBody::new(
-                futures::stream::once(async move {
-                    Ok::<_, axum::Error>(http_body::Frame::data(frame))
-                })
-                .chain(http_body_util::BodyStream::new(rest)),
-            )),
-            None => Body::new(rest),
-        };
+        let body = forward_body(first, rest);
         let req = http::Request::from_parts(parts, body);
         let client_id = client.as_ref().map_or(0, |c| c.id);
         let mut ch = self.channel(client_id, backend, readonly);
@@ -246,6 +238,40 @@ impl Inner {
             Some(r) => self.audit.watch(r, resp),
             None => resp,
         }
+    }
+}
+
+/// The body sent on to the daemon: the first message (as read) and the
+/// rest of the client's body.
+///
+/// A call whose body has ended with its first message (every unary call)
+/// goes as one DATA frame that ends the stream. Otherwise the rest follows
+/// frame by frame, without empty DATA frames: the daemon's HTTP/2 layer
+/// allows only 100 empty frames that do not end their stream per
+/// connection (h2's guard against framing floods), and one client's
+/// connection to the daemon carries all its calls.
+fn forward_body(first: Option<Bytes>, rest: axum::body::Body) -> Body {
+    use http_body::Body as _;
+    match first {
+        Some(frame) if rest.is_end_stream() => {
+            Body::new(http_body_util::Full::new(frame).map_err(|never: Infallible| match never {}))
+        }
+        Some(frame) => Body::new(http_body_util::StreamBody::new(
+            futures::stream::once(
+                async move { Ok::<_, axum::Error>(http_body::Frame::data(frame)) },
+            )
+            .chain(http_body_util::BodyStream::new(rest))
+            .filter(|f| {
+                let empty = matches!(f, Ok(f) if f.data_ref().is_some_and(Bytes::is_empty));
+                std::future::ready(!empty)
+            }),
+        )),
+        None => Body::new(http_body_util::StreamBody::new(
+            http_body_util::BodyStream::new(rest).filter(|f| {
+                let empty = matches!(f, Ok(f) if f.data_ref().is_some_and(Bytes::is_empty));
+                std::future::ready(!empty)
+            }),
+        )),
     }
 }
 
