@@ -72,6 +72,39 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
+/// The handshake signature checks both sides keep even when they skip
+/// certificate verification (`no_verify`): the peer must hold the key of
+/// the certificate it shows.
+pub(crate) struct Signatures<'a>(&'a rustls::crypto::WebPkiSupportedAlgorithms);
+
+pub(crate) fn signatures(provider: &rustls::crypto::CryptoProvider) -> Signatures<'_> {
+    Signatures(&provider.signature_verification_algorithms)
+}
+
+impl Signatures<'_> {
+    pub(crate) fn tls12(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, self.0)
+    }
+
+    pub(crate) fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, self.0)
+    }
+
+    pub(crate) fn schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
 /// Every certificate in the PEM file at `path` (at least one).
 ///
 /// # Errors
