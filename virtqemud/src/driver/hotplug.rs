@@ -700,6 +700,42 @@ impl QemuDriver {
         Ok(())
     }
 
+    /// Writes the new persistent definition (when the call changes it)
+    /// before the live change: it can be put back if the live change
+    /// fails, while a live change cannot always be taken back. Returns the
+    /// definition it replaced.
+    async fn config_first(
+        &self,
+        obj: &DomainObj,
+        new: Option<DomainDef>,
+    ) -> Result<Option<Arc<DomainDef>>, VirtError> {
+        let Some(d) = new else {
+            return Ok(None);
+        };
+        let old = Self::config_def(obj);
+        self.save_config(obj, d).await?;
+        Ok(Some(old))
+    }
+
+    /// Puts back the persistent definition [`QemuDriver::config_first`]
+    /// replaced when the live change failed.
+    async fn undo_config<T>(
+        &self,
+        obj: &DomainObj,
+        old: Option<Arc<DomainDef>>,
+        live: &Result<T, VirtError>,
+    ) {
+        if live.is_err()
+            && let Some(old) = old
+            && let Err(e) = self.save_config(obj, (*old).clone()).await
+        {
+            tracing::error!(
+                "cannot put the persistent definition back after a failed live change: {}",
+                e.message
+            );
+        }
+    }
+
     /// The command lines of two live definitions of a running domain,
     /// split into parts.
     fn command_parts(
@@ -750,101 +786,85 @@ impl QemuDriver {
         } else {
             None
         };
-        // Config first: it can be put back if the live change fails,
-        // while a live change cannot always be taken back.
-        let restore = match new_config {
-            Some(d) => {
-                let old = Self::config_def(&obj);
-                self.save_config(&obj, d).await?;
-                Some(old)
-            }
-            None => None,
-        };
+        let restore = self.config_first(&obj, new_config).await?;
         let live_result: Result<(), VirtError> = async {
             if !a.live {
                 return Ok(());
             }
-                let (old, rt) = {
-                    let st = obj.lock();
-                    (st.def.clone(), st.runtime.clone().ok_or_else(not_running)?)
-                };
-                check_unique(&old, &dev)?;
-                may_plug(&dev)?;
-                let user_alias = alias_of(&dev)
-                    .filter(|a| a.starts_with("ua-"))
-                    .map(str::to_owned);
-                let mut marked = dev.clone();
-                if let Some(i) = marked.info_mut() {
-                    i.alias = Some(NEW_MARK.to_owned());
-                }
-                let mut new = (*old).clone();
-                new.add_device(marked);
-                let mut new = self.refresh(new)?;
-                let alias = assign_new_alias(&old, &mut new, user_alias.as_deref());
-                refuse_unpluggable_slot(&new, alias.as_deref())?;
-                self.resolve_new_volume(&mut new, alias.as_deref()).await?;
-                let nic = self.nic_host_side(&mut new, alias.as_deref()).await?;
-                let release_port = |nic: &Option<NicHost>| {
-                    nic.as_ref()
-                        .and_then(|n| n.port.clone())
-                        .map(|p| vec![(p.network, p.uuid)])
-                        .unwrap_or_default()
-                };
-                let (before, after) = match self.command_parts(&old, &new) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        self.release_ports_of(&release_port(&nic));
-                        return Err(e);
-                    }
-                };
-                let (added, removed) = diff(&before, &after);
-                if !removed.is_empty() || added.iter().any(|p| matches!(p, Part::Other(_))) {
+            let (old, rt) = {
+                let st = obj.lock();
+                (st.def.clone(), st.runtime.clone().ok_or_else(not_running)?)
+            };
+            check_unique(&old, &dev)?;
+            may_plug(&dev)?;
+            let user_alias = alias_of(&dev)
+                .filter(|a| a.starts_with("ua-"))
+                .map(str::to_owned);
+            let mut marked = dev.clone();
+            if let Some(i) = marked.info_mut() {
+                i.alias = Some(NEW_MARK.to_owned());
+            }
+            let mut new = (*old).clone();
+            new.add_device(marked);
+            let mut new = self.refresh(new)?;
+            let alias = assign_new_alias(&old, &mut new, user_alias.as_deref());
+            refuse_unpluggable_slot(&new, alias.as_deref())?;
+            self.resolve_new_volume(&mut new, alias.as_deref()).await?;
+            let nic = self.nic_host_side(&mut new, alias.as_deref()).await?;
+            let release_port = |nic: &Option<NicHost>| {
+                nic.as_ref()
+                    .and_then(|n| n.port.clone())
+                    .map(|p| vec![(p.network, p.uuid)])
+                    .unwrap_or_default()
+            };
+            let (before, after) = match self.command_parts(&old, &new) {
+                Ok(v) => v,
+                Err(e) => {
                     self.release_ports_of(&release_port(&nic));
-                    tracing::debug!(?added, ?removed, "live attach refused");
-                    return Err(unsupported(format!(
-                        "unsupported configuration: this <{}> cannot be attached live: it would change other parts of the command line",
-                        dev.element_name()
-                    )));
-                }
-                if added.is_empty() {
-                    return Err(unsupported(format!(
-                        "unsupported configuration: <{}> devices cannot be attached live",
-                        dev.element_name()
-                    )));
-                }
-                let ports = release_port(&nic);
-                let plugged = match rt.monitor().await {
-                    Ok(mon) => plug(&mon, &added, nic.map(|n| n.tap)).await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = plugged {
-                    self.release_ports_of(&ports);
                     return Err(e);
                 }
-                let ident = {
-                    let mut st = obj.lock();
-                    st.def = Arc::new(new);
-                    st.ident()
-                };
-                self.save_status_logged(&obj);
-                if let Some(alias) = alias {
-                    self.publish(DomainEvent {
-                        domain: ident,
-                        body: EventBody::DeviceAdded { alias },
-                    });
-                }
+            };
+            let (added, removed) = diff(&before, &after);
+            if !removed.is_empty() || added.iter().any(|p| matches!(p, Part::Other(_))) {
+                self.release_ports_of(&release_port(&nic));
+                tracing::debug!(?added, ?removed, "live attach refused");
+                return Err(unsupported(format!(
+                    "unsupported configuration: this <{}> cannot be attached live: \
+                         it would change other parts of the command line",
+                    dev.element_name()
+                )));
+            }
+            if added.is_empty() {
+                return Err(unsupported(format!(
+                    "unsupported configuration: <{}> devices cannot be attached live",
+                    dev.element_name()
+                )));
+            }
+            let ports = release_port(&nic);
+            let plugged = match rt.monitor().await {
+                Ok(mon) => plug(&mon, &added, nic.map(|n| n.tap)).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = plugged {
+                self.release_ports_of(&ports);
+                return Err(e);
+            }
+            let ident = {
+                let mut st = obj.lock();
+                st.def = Arc::new(new);
+                st.ident()
+            };
+            self.save_status_logged(&obj);
+            if let Some(alias) = alias {
+                self.publish(DomainEvent {
+                    domain: ident,
+                    body: EventBody::DeviceAdded { alias },
+                });
+            }
             Ok(())
         }
         .await;
-        if live_result.is_err()
-            && let Some(old) = restore
-            && let Err(e) = self.save_config(&obj, (*old).clone()).await
-        {
-            tracing::error!(
-                "cannot put the persistent definition back after a failed live change: {}",
-                e.message
-            );
-        }
+        self.undo_config(&obj, restore, &live_result).await;
         live_result
     }
 
@@ -875,91 +895,76 @@ impl QemuDriver {
         } else {
             None
         };
-        // Config first: it can be put back if the live change fails,
-        // while a live change cannot always be taken back.
-        let restore = match new_config {
-            Some(d) => {
-                let old = Self::config_def(&obj);
-                self.save_config(&obj, d).await?;
-                Some(old)
-            }
-            None => None,
-        };
+        let restore = self.config_first(&obj, new_config).await?;
         let live_result: Result<(), VirtError> = async {
             if !a.live {
                 return Ok(());
             }
-                let (def, rt) = {
-                    let st = obj.lock();
-                    (st.def.clone(), st.runtime.clone().ok_or_else(not_running)?)
+            let (def, rt) = {
+                let st = obj.lock();
+                (st.def.clone(), st.runtime.clone().ok_or_else(not_running)?)
+            };
+            let i = find_device(&def, &new_dev)?;
+            let old_dev = &def.devices[i];
+            let updated = keep_info(old_dev, &new_dev);
+            if updated != *old_dev {
+                let (Device::Disk(old), Device::Disk(new)) = (old_dev, &updated) else {
+                    return Err(unsupported(format!(
+                        "unsupported configuration: live update of <{}> devices \
+                             is not supported",
+                        old_dev.element_name()
+                    )));
                 };
-                let i = find_device(&def, &new_dev)?;
-                let old_dev = &def.devices[i];
-                let updated = keep_info(old_dev, &new_dev);
-                if updated != *old_dev {
-                    let (Device::Disk(old), Device::Disk(new)) = (old_dev, &updated) else {
-                        return Err(unsupported(format!(
-                            "unsupported configuration: live update of <{}> devices is not supported",
-                            old_dev.element_name()
-                        )));
-                    };
-                    let removable = matches!(
-                        old.device,
-                        common::domain::device::disk::DiskDevice::Cdrom
-                            | common::domain::device::disk::DiskDevice::Floppy
-                    );
-                    let mut same_but_medium = (**new).clone();
-                    same_but_medium.src = old.src.clone();
-                    same_but_medium.driver = old.driver.clone();
-                    if !removable || same_but_medium != **old {
-                        return Err(unsupported(
-                            "unsupported configuration: only the medium of a CD-ROM or floppy can be changed live",
-                        ));
-                    }
-                    let alias = alias_of(old_dev)
-                        .map(str::to_owned)
-                        .ok_or_else(|| internal("the disk has no alias"))?;
-                    let mon = rt.monitor().await?;
-                    match new.src.path.as_deref() {
-                        None | Some("") => mon
-                            .execute_raw("eject", serde_json::json!({"id": alias, "force": force}))
-                            .await
-                            .map_err(|e| qemu_failed("eject", e))?,
-                        Some(path) => {
-                            let format = new
-                                .src
-                                .format
-                                .map_or_else(|| "raw".to_owned(), |f| f.as_str().to_owned());
-                            mon.execute_raw(
-                                "blockdev-change-medium",
-                                serde_json::json!({
-                                    "id": alias,
-                                    "filename": path,
-                                    "format": format,
-                                    "read-only-mode": "read-only",
-                                }),
-                            )
-                            .await
-                            .map_err(|e| qemu_failed("blockdev-change-medium", e))?
-                        }
-                    };
-                    let mut nd = (*def).clone();
-                    nd.devices[i] = updated;
-                    obj.lock().def = Arc::new(nd);
-                    self.save_status_logged(&obj);
+                let removable = matches!(
+                    old.device,
+                    common::domain::device::disk::DiskDevice::Cdrom
+                        | common::domain::device::disk::DiskDevice::Floppy
+                );
+                let mut same_but_medium = (**new).clone();
+                same_but_medium.src = old.src.clone();
+                same_but_medium.driver = old.driver.clone();
+                if !removable || same_but_medium != **old {
+                    return Err(unsupported(
+                        "unsupported configuration: only the medium of a CD-ROM or floppy \
+                         can be changed live",
+                    ));
                 }
+                let alias = alias_of(old_dev)
+                    .map(str::to_owned)
+                    .ok_or_else(|| internal("the disk has no alias"))?;
+                let mon = rt.monitor().await?;
+                match new.src.path.as_deref() {
+                    None | Some("") => mon
+                        .execute_raw("eject", serde_json::json!({"id": alias, "force": force}))
+                        .await
+                        .map_err(|e| qemu_failed("eject", e))?,
+                    Some(path) => {
+                        let format = new
+                            .src
+                            .format
+                            .map_or_else(|| "raw".to_owned(), |f| f.as_str().to_owned());
+                        mon.execute_raw(
+                            "blockdev-change-medium",
+                            serde_json::json!({
+                                "id": alias,
+                                "filename": path,
+                                "format": format,
+                                "read-only-mode": "read-only",
+                            }),
+                        )
+                        .await
+                        .map_err(|e| qemu_failed("blockdev-change-medium", e))?
+                    }
+                };
+                let mut nd = (*def).clone();
+                nd.devices[i] = updated;
+                obj.lock().def = Arc::new(nd);
+                self.save_status_logged(&obj);
+            }
             Ok(())
         }
         .await;
-        if live_result.is_err()
-            && let Some(old) = restore
-            && let Err(e) = self.save_config(&obj, (*old).clone()).await
-        {
-            tracing::error!(
-                "cannot put the persistent definition back after a failed live change: {}",
-                e.message
-            );
-        }
+        self.undo_config(&obj, restore, &live_result).await;
         live_result
     }
 
@@ -1157,16 +1162,7 @@ impl QemuDriver {
         } else {
             None
         };
-        // Config first: it can be put back if the live change fails,
-        // while a live change cannot always be taken back.
-        let restore = match new_config {
-            Some(d) => {
-                let old = Self::config_def(&obj);
-                self.save_config(&obj, d).await?;
-                Some(old)
-            }
-            None => None,
-        };
+        let restore = self.config_first(&obj, new_config).await?;
         let live_result: Result<Detached, VirtError> = async {
             if !a.live {
                 return Ok(Detached::Done);
@@ -1183,15 +1179,7 @@ impl QemuDriver {
             self.unplug(&obj, &rt, &alias).await
         }
         .await;
-        if live_result.is_err()
-            && let Some(old) = restore
-            && let Err(e) = self.save_config(&obj, (*old).clone()).await
-        {
-            tracing::error!(
-                "cannot put the persistent definition back after a failed live change: {}",
-                e.message
-            );
-        }
+        self.undo_config(&obj, restore, &live_result).await;
         live_result
     }
 
