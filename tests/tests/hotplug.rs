@@ -413,7 +413,9 @@ async fn failed_attach_leaves_qemu_and_definition_as_they_were() {
 
 /// The tiny guest never answers a PCI unplug: the detach reports the
 /// request and stays pending, in the status file too, also across a
-/// daemon kill -9.
+/// daemon kill -9; then a QMP peer plays the guest: a refusal
+/// (DeviceRemovalFailed), and after a second request the late release
+/// that completes the removal.
 #[tokio::test]
 async fn pci_unplug_stays_pending_across_a_daemon_restart() {
     let mut env = Env::new().await;
@@ -478,11 +480,31 @@ async fn pci_unplug_stays_pending_across_a_daemon_restart() {
         status.contains("<pendingremoval alias='virtio-disk1'/>"),
         "{status}"
     );
-    // The guest lets go (late, after the restart): the removal completes.
     assert!(
         wait_until(Duration::from_secs(10), || peer.connected()).await,
         "the daemon reconnected through the peer"
     );
+    // The guest refuses first: removal failed, nothing pending any more.
+    peer.send_event(
+        r#"{"event": "DEVICE_UNPLUG_GUEST_ERROR", "data": {"device": "virtio-disk1", "path": "/machine/peripheral/virtio-disk1"}, "timestamp": {"seconds": 1, "microseconds": 0}}"#,
+    );
+    match device_event(&mut events).await {
+        pb::domain_event::Event::DeviceRemovalFailed(r) => assert_eq!(r.alias, "virtio-disk1"),
+        other => panic!("{other:?}"),
+    }
+    let status = std::fs::read_to_string(env.status_file("pend")).expect("status");
+    assert!(!status.contains("pendingremoval"), "{status}");
+    // Asked again, it is pending again; then the guest lets go (late,
+    // after the restart): the removal completes.
+    detach(
+        &mut c,
+        "pend",
+        "<disk type='file' device='disk'><target dev='vdb'/></disk>",
+        true,
+        false,
+    )
+    .await
+    .expect("detach request again");
     peer.send_event(
         r#"{"event": "DEVICE_DELETED", "data": {"device": "virtio-disk1", "path": "/machine/peripheral/virtio-disk1"}, "timestamp": {"seconds": 1, "microseconds": 0}}"#,
     );
@@ -863,5 +885,15 @@ async fn more_device_kinds_live() {
     .await
     .expect_err("SATA disk");
     assert!(e.message().contains("cannot be hotplugged"), "{e:?}");
+    let e = detach(
+        &mut c,
+        "kinds",
+        "<console type='file'><target type='serial' port='0'/></console>",
+        true,
+        false,
+    )
+    .await
+    .expect_err("serial console");
+    assert!(e.message().contains("serial port itself"), "{e:?}");
     assert!(xml(&mut c, "kinds", false).await.contains("dev='sda'"));
 }

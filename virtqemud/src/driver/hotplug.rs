@@ -176,6 +176,46 @@ pub fn find_device(def: &DomainDef, want: &Device) -> Result<usize, VirtError> {
     Ok(i)
 }
 
+/// The first console of a domain with a serial port is that serial port
+/// (libvirt's compat console, written out from the `<serial>`): it is not
+/// a device of its own, so it cannot be detached on its own.
+fn refuse_console_detach(want: &Device) -> Result<(), VirtError> {
+    use common::domain::device::chr::{ChrTarget, ConsoleTargetType};
+    match want {
+        Device::Console(c)
+            if matches!(
+                c.target,
+                ChrTarget::Console {
+                    kind: None | Some(ConsoleTargetType::Serial),
+                    ..
+                }
+            ) =>
+        {
+            Err(invalid(
+                "Requested operation is not valid: a serial console is the serial port itself; \
+                 detach the <serial> instead",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The last console of a running domain stays (a guest whose console
+/// vanishes loses its log and login).
+fn refuse_last_console(def: &DomainDef, i: usize) -> Result<(), VirtError> {
+    let consoles = def
+        .devices
+        .iter()
+        .filter(|d| matches!(d, Device::Console(_) | Device::Serial(_)))
+        .count();
+    if matches!(def.devices[i], Device::Console(_)) && consoles == 1 {
+        return Err(invalid(
+            "Requested operation is not valid: cannot detach the last console of a running domain",
+        ));
+    }
+    Ok(())
+}
+
 /// The checks a live removal adds: what QEMU cannot unplug.
 fn may_unplug(def: &DomainDef, i: usize) -> Result<(), VirtError> {
     use common::domain::device::disk::DiskBus;
@@ -1149,6 +1189,7 @@ impl QemuDriver {
         live: bool,
         config: bool,
     ) -> Result<Detached, VirtError> {
+        refuse_console_detach(want)?;
         let obj = self.find(r)?;
         let _job = obj.job.lock().await;
         let a = self.affect(&obj, live, config)?;
@@ -1173,6 +1214,7 @@ impl QemuDriver {
             };
             let i = find_device(&def, want)?;
             may_unplug(&def, i)?;
+            refuse_last_console(&def, i)?;
             let alias = alias_of(&def.devices[i])
                 .map(str::to_owned)
                 .ok_or_else(|| internal("the device has no alias"))?;
