@@ -897,3 +897,105 @@ async fn more_device_kinds_live() {
     assert!(e.message().contains("serial port itself"), "{e:?}");
     assert!(xml(&mut c, "kinds", false).await.contains("dev='sda'"));
 }
+
+/// A running domain keeps its last console.
+#[tokio::test]
+async fn last_console_stays() {
+    let env = Env::new().await;
+    let mut c = env.client().await;
+    let image = env.file("con.img");
+    build_image(&image, GuestKind::IgnoresPowerButton).expect("guest image");
+    c.define_xml(pb::DefineXmlRequest {
+        xml: format!(
+            "<domain type='qemu'><name>con</name><memory unit='MiB'>32</memory>\
+             <os><type arch='x86_64' machine='q35'>hvm</type></os><devices>\
+             <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+             <source file='{}'/><target dev='sda' bus='sata'/></disk>\
+             <controller type='virtio-serial' index='0'/>\
+             <console type='pty'><target type='virtio' port='0'/></console>\
+             <memballoon model='none'/></devices></domain>",
+            image.display()
+        ),
+        validate: true,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("define: {}", e.message()));
+    c.start(pb::StartRequest {
+        domain: by_name("con"),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("start: {}", e.message()));
+    let e = detach(
+        &mut c,
+        "con",
+        "<console type='pty'><target type='virtio' port='0'/></console>",
+        true,
+        false,
+    )
+    .await
+    .expect_err("last console");
+    assert!(e.message().contains("last console"), "{e:?}");
+    assert!(
+        xml(&mut c, "con", false)
+            .await
+            .contains("<console type='pty'")
+    );
+}
+
+/// A floppy's medium changes live like a CD-ROM's.
+#[tokio::test]
+async fn floppy_media_change_live() {
+    let env = Env::new().await;
+    let mut c = env.client().await;
+    let image = env.file("fd.img");
+    build_image(&image, GuestKind::IgnoresPowerButton).expect("guest image");
+    c.define_xml(pb::DefineXmlRequest {
+        xml: format!(
+            "<domain type='qemu'><name>fd</name><memory unit='MiB'>32</memory>\
+             <os><type arch='x86_64' machine='q35'>hvm</type></os><devices>\
+             <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+             <source file='{}'/><target dev='sda' bus='sata'/></disk>\
+             <disk type='file' device='floppy'><driver name='qemu' type='raw'/>\
+             <target dev='fda' bus='fdc'/></disk>\
+             <memballoon model='none'/></devices></domain>",
+            image.display()
+        ),
+        validate: true,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("define: {}", e.message()));
+    c.start(pb::StartRequest {
+        domain: by_name("fd"),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("start: {}", e.message()));
+    let media = env.raw_image("a.flp");
+    let fd = |src: &str| {
+        format!(
+            "<disk type='file' device='floppy'><driver name='qemu' type='raw'/>{src}\
+             <target dev='fda' bus='fdc'/></disk>"
+        )
+    };
+    c.update_device(pb::UpdateDeviceRequest {
+        domain: by_name("fd"),
+        xml: fd(&format!("<source file='{}'/>", media.display())),
+        flags: flags(true, false),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("insert: {}", e.message()));
+    assert!(xml(&mut c, "fd", false).await.contains("a.flp"));
+    c.update_device(pb::UpdateDeviceRequest {
+        domain: by_name("fd"),
+        xml: fd(""),
+        flags: Some(pb::DeviceModifyFlags {
+            live: true,
+            config: false,
+            force: true,
+        }),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("eject: {}", e.message()));
+    assert!(!xml(&mut c, "fd", false).await.contains("a.flp"));
+}
