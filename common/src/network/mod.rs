@@ -10,11 +10,13 @@
 //! - `validate`: checks across values (read-only);
 //! - `format`: libvirt's element and attribute order and defaults;
 //! - [`addr`]: IP/MAC/UUID/PCI values with libvirt's spellings;
-//! - [`dnsmasq`], [`firewall`]: what virtnetworkd runs for a network (the
-//!   dnsmasq config, the nftables rules), pure functions of the definition;
+//! - [`dnsmasq`], [`firewall`], [`bandwidth`]: what virtnetworkd runs for
+//!   a network (the dnsmasq config, the nftables rules, the `tc` commands of
+//!   its `<bandwidth>`), pure functions of the definition;
 //! - [`update`]: `virNetworkUpdate` section changes; [`port`]: `<networkport>`.
 
 pub mod addr;
+pub mod bandwidth;
 pub mod def;
 pub mod dnsmasq;
 pub mod firewall;
