@@ -7,13 +7,15 @@
 //! 1. bridge created over netlink, sysctls, addresses, up, routes,
 //!    forwarding ([`bridge::setup`]);
 //! 2. dnsmasq spawned (files written first), and while it starts up,
-//! 3. the firewall rules inserted in one nft batch;
+//! 3. the firewall rules inserted in one nft batch and, at the same time,
+//!    the `<bandwidth>` put on the bridge in one tc batch ([`Tc`]);
 //! 4. dnsmasq's first process reaped, pid file read.
 //!
+//! A bandwidth setting this kernel cannot apply is refused before step 1.
 //! Any failure undoes the steps done, in reverse. Stop is the reverse
-//! (dnsmasq, rules by handle, bridge) and never fails: what cannot be
-//! undone is logged. A `forward mode='bridge'` network only checks that
-//! its host bridge exists.
+//! (dnsmasq, rules by handle, bridge; the bridge's qdiscs go with it) and
+//! never fails: what cannot be undone is logged. A `forward mode='bridge'`
+//! network only checks that its host bridge exists.
 
 use std::path::PathBuf;
 
@@ -27,6 +29,7 @@ use crate::dnsmasq::{DnsmasqDirs, DnsmasqProc};
 use crate::driver::Dirs;
 use crate::firewall::Firewall;
 use crate::status::Runtime;
+use crate::tc::Tc;
 
 /// How a network is realised on the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +62,8 @@ pub struct Host {
     pub dnsmasq: DnsmasqDirs,
     /// Our nftables tables.
     pub firewall: Firewall,
+    /// tc, for bandwidth.
+    pub tc: Tc,
 }
 
 impl Host {
@@ -73,6 +78,7 @@ impl Host {
                 binary: crate::dnsmasq::find_binary(),
             },
             firewall: Firewall::new(table),
+            tc: Tc::new(),
         }
     }
 
@@ -104,6 +110,7 @@ impl Host {
         } else {
             Vec::new()
         };
+        let shaping = self.tc.plan(def)?;
         let t0 = std::time::Instant::now();
         bridge::setup(def).map_err(host_error)?;
         let t_bridge = t0.elapsed();
@@ -118,9 +125,17 @@ impl Host {
         } else {
             None
         };
-        // The rules go in while dnsmasq starts up.
+        // The rules and the bandwidth go in while dnsmasq starts up.
         let t_spawn = t0.elapsed();
-        let fw = self.firewall.add(&wanted_rules);
+        let (fw, shaped) = std::thread::scope(|s| {
+            let shaped = (!shaping.is_empty()).then(|| s.spawn(|| self.tc.apply(&shaping)));
+            let fw = self.firewall.add(&wanted_rules);
+            let shaped = shaped.map_or(Ok(()), |h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("tc thread panicked".to_owned()))
+            });
+            (fw, shaped)
+        });
         let t_fw = t0.elapsed();
         let dns = child.map(|c| self.dnsmasq.finish_start(def, c));
         tracing::debug!(
@@ -131,18 +146,27 @@ impl Host {
             dnsmasq_us = t0.elapsed().as_micros(),
             "host side started"
         );
-        match fw {
-            Ok(h) => rt.rules = h,
-            Err(e) => {
-                if let Some(Ok(p)) = dns {
-                    rt.dnsmasq = Some(p);
-                }
-                self.undo(def, &rt);
-                return Err(host_error(format!(
-                    "Failed to add firewall rules for network '{}': {e}",
-                    def.name
-                )));
+        let failed = match (&fw, shaped) {
+            (Err(e), _) => Some(format!(
+                "Failed to add firewall rules for network '{}': {e}",
+                def.name
+            )),
+            (Ok(_), Err(e)) => Some(format!(
+                "Failed to set bandwidth on bridge '{}' of network '{}': {e}",
+                def.bridge.name.as_deref().unwrap_or_default(),
+                def.name
+            )),
+            (Ok(_), Ok(())) => None,
+        };
+        if let Ok(h) = fw {
+            rt.rules = h;
+        }
+        if let Some(msg) = failed {
+            if let Some(Ok(p)) = dns {
+                rt.dnsmasq = Some(p);
             }
+            self.undo(def, &rt);
+            return Err(host_error(msg));
         }
         match dns {
             None => {}
@@ -277,6 +301,18 @@ impl Host {
                 };
                 changed = true;
             }
+        }
+        // Bandwidth: the qdiscs still on the bridge, else put back.
+        match self.tc.plan(def) {
+            Ok(cmds) if !cmds.is_empty() && !self.tc.present(name, &cmds) => {
+                tracing::warn!(network = %def.name, "bandwidth missing on the bridge: setting it again");
+                self.tc.clear(name);
+                if let Err(e) = self.tc.apply(&cmds) {
+                    tracing::error!(network = %def.name, "cannot set bandwidth: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(network = %def.name, "{}", e.message),
         }
         Some((out, changed))
     }

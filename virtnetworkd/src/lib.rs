@@ -7,8 +7,9 @@
 //! - mechanisms: [`host`] over [`bridge`] (the bridge over [`netlink`],
 //!   sysctls), [`dnsmasq`] (one per network, configured by
 //!   `common::network::dnsmasq`), [`firewall`] (nftables rules from
-//!   `common::network::firewall`), [`leases`] (the dnsmasq lease helper
-//!   this binary also is) and [`pidfd`].
+//!   `common::network::firewall`), [`tc`] (a network's `<bandwidth>` on
+//!   its bridge, from `common::network::bandwidth`), [`leases`] (the
+//!   dnsmasq lease helper this binary also is) and [`pidfd`].
 //!
 //! A library as well as a binary so that tests and benchmarks drive the
 //! same code. What each file is: `docs/network.md`.
@@ -24,3 +25,4 @@ pub mod network_obj;
 pub mod pidfd;
 pub mod service;
 pub mod status;
+pub mod tc;
