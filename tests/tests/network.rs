@@ -958,3 +958,194 @@ async fn start_destroy_repeatedly() {
         assert!(!lookup(&mut c, "bench").await.expect("lookup").active);
     }
 }
+
+/// `tc` output for `what` (`qdisc`, `class`, `filter`) of `dev`, with
+/// `extra` words after the device; empty when tc fails (no device).
+fn tc_show(what: &str, dev: &str, extra: &[&str]) -> String {
+    let out = Command::new("tc")
+        .args([what, "show", "dev", dev])
+        .args(extra)
+        .output()
+        .expect("tc");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether this kernel has what an outbound limit needs (the ingress
+/// qdisc, the u32 classifier and the police action), tried as the daemon
+/// probes it: on the loopback device of a network namespace of its own.
+fn police_works() -> bool {
+    Command::new("unshare")
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            "tc qdisc add dev lo ingress && tc filter add dev lo parent ffff: protocol all \
+             u32 match u32 0 0 police rate 1kbps burst 1kb mtu 64kb drop flowid :1",
+        ])
+        .output()
+        .expect("unshare")
+        .status
+        .success()
+}
+
+fn bandwidth_xml(name: &str, bridge: &str, ip: Ipv4Addr, bandwidth: &str) -> String {
+    format!(
+        "<network><name>{name}</name><bridge name='{bridge}'/>\
+         <bandwidth>{bandwidth}</bandwidth><ip address='{ip}' prefix='24'/></network>"
+    )
+}
+
+/// A network's `<bandwidth>` on its bridge: the inbound limit is an HTB
+/// tree with libvirt's rates, gone with the bridge on destroy and put
+/// back by a restarted daemon when it vanished; an outbound limit gets
+/// the ingress police filter where the kernel has the police action, and
+/// is refused with nothing left behind where it has not; a start whose
+/// tc commands fail is undone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bandwidth_on_the_bridge() {
+    let env = Env::new();
+    let (br0, br1, br2) = (
+        env.names.bridge(0),
+        env.names.bridge(1),
+        env.names.bridge(2),
+    );
+    let mut d = env.daemon().await;
+    let mut c = d.network(SocketKind::ReadWrite).await;
+
+    // Inbound: libvirt's hierarchical HTB classes, in its units
+    // (1000 kilobytes/s = 8 Mbit, burst 256 KiB, quantum 1000*1024/8/1500).
+    define(
+        &mut c,
+        &bandwidth_xml(
+            "bwin",
+            &br0,
+            env.names.net(0),
+            "<inbound average='1000' peak='2000' burst='256'/>",
+        ),
+    )
+    .await;
+    start(&mut c, "bwin").await;
+    let qdiscs = tc_show("qdisc", &br0, &[]);
+    assert!(
+        qdiscs.contains("qdisc htb 1: root") && qdiscs.contains("default 0x2"),
+        "{qdiscs}"
+    );
+    let classes = tc_show("class", &br0, &[]);
+    assert!(
+        classes.contains("class htb 1:1 root rate 8Mbit ceil 16Mbit burst 256Kb"),
+        "{classes}"
+    );
+    assert!(
+        classes.contains("class htb 1:2 parent 1:1 prio 0 rate 8Mbit ceil 16Mbit burst 256Kb"),
+        "{classes}"
+    );
+    let detail = Command::new("tc")
+        .args(["-d", "class", "show", "dev", &br0])
+        .output()
+        .expect("tc");
+    let detail = String::from_utf8_lossy(&detail.stdout);
+    assert!(detail.contains("quantum 85"), "{detail}");
+
+    // A restarted daemon puts back what vanished, and leaves alone what
+    // is there.
+    d.kill9();
+    drop(c);
+    let _ = Command::new("tc")
+        .args(["qdisc", "del", "dev", &br0, "root"])
+        .output();
+    assert!(!tc_show("qdisc", &br0, &[]).contains("htb"));
+    let d = env.daemon().await;
+    let mut c = d.network(SocketKind::ReadWrite).await;
+    assert!(lookup(&mut c, "bwin").await.expect("bwin").active);
+    assert!(
+        tc_show("class", &br0, &[]).contains("class htb 1:2 parent 1:1"),
+        "classes back after restart"
+    );
+
+    // Destroy: the bridge goes, and its qdiscs with it.
+    destroy(&mut c, "bwin").await;
+    assert!(!netns::link_exists(&br0));
+    assert!(tc_show("qdisc", &br0, &[]).is_empty());
+
+    // Outbound: police on the ingress where the kernel allows it, else
+    // refused up front.
+    define(
+        &mut c,
+        &bandwidth_xml(
+            "bwout",
+            &br1,
+            env.names.net(1),
+            "<inbound average='1000'/><outbound average='500' burst='64'/>",
+        ),
+    )
+    .await;
+    let r = c
+        .start_network(pb::StartNetworkRequest {
+            network: by_name("bwout"),
+        })
+        .await;
+    if police_works() {
+        r.expect("outbound limit applied");
+        let qdiscs = tc_show("qdisc", &br1, &[]);
+        assert!(qdiscs.contains("qdisc ingress ffff:"), "{qdiscs}");
+        let filters = tc_show("filter", &br1, &["ingress"]);
+        assert!(filters.contains("police"), "{filters}");
+        destroy(&mut c, "bwout").await;
+    } else {
+        let e = r.expect_err("outbound limit refused");
+        assert_eq!(e.code(), Code::Unimplemented, "{e:?}");
+        assert!(
+            e.message().contains("<bandwidth><outbound>")
+                && e.message().contains("police action")
+                && e.message().contains("'bwout'"),
+            "{}",
+            e.message()
+        );
+        assert!(!lookup(&mut c, "bwout").await.expect("bwout").active);
+        assert!(env.dnsmasq_pid("bwout").is_none(), "no dnsmasq started");
+    }
+    assert!(!netns::link_exists(&br1), "no bridge left");
+    assert!(
+        rule_lines(&env.table_text(), &br1).is_empty(),
+        "no rules left"
+    );
+
+    // A rate tc cannot take: the start fails after the bridge, dnsmasq
+    // and rules were made, and all three are undone.
+    define(
+        &mut c,
+        &bandwidth_xml(
+            "bwbad",
+            &br2,
+            env.names.net(2),
+            "<inbound average='100000000000000000'/>",
+        ),
+    )
+    .await;
+    let e = c
+        .start_network(pb::StartNetworkRequest {
+            network: by_name("bwbad"),
+        })
+        .await
+        .expect_err("tc refuses the rate");
+    assert!(
+        e.message().contains("Failed to set bandwidth on bridge"),
+        "{}",
+        e.message()
+    );
+    assert!(!netns::link_exists(&br2), "no bridge left");
+    assert!(
+        rule_lines(&env.table_text(), &br2).is_empty(),
+        "no rules left"
+    );
+    assert!(!lookup(&mut c, "bwbad").await.expect("bwbad").active);
+    let pid_file = env.pid_file("bwbad");
+    assert!(
+        wait_until(Duration::from_secs(3), || env
+            .dnsmasq_pid("bwbad")
+            .is_none_or(|p| !alive(p)))
+        .await,
+        "dnsmasq left ({})",
+        pid_file.display()
+    );
+}
