@@ -110,13 +110,13 @@ async fn unfilled_rpc_is_unimplemented_with_no_support_detail() {
     let s = qemud
         .domain(SocketKind::ReadWrite)
         .await
-        .attach_device(dom::AttachDeviceRequest::default())
+        .get_capabilities(dom::GetCapabilitiesRequest {})
         .await
-        .expect_err("AttachDevice is not filled yet");
+        .expect_err("GetCapabilities is not filled yet");
     assert_eq!(s.code(), Code::Unimplemented);
     assert_eq!(
         s.message(),
-        "this function is not supported by the connection driver: virt.domain.v1.DomainService/AttachDevice"
+        "this function is not supported by the connection driver: virt.domain.v1.DomainService/GetCapabilities"
     );
     let d = status_detail(&s).expect("detail decodes");
     assert_eq!((d.code, d.code_name.as_str()), (3, "NO_SUPPORT"));
