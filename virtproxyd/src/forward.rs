@@ -31,10 +31,9 @@ use common::daemon::clients::{ClientInfo, ClientRegistry};
 use common::paths::{Paths, SocketKind};
 use futures::StreamExt;
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::UnixStream;
 use tonic::body::Body;
-use tonic::transport::{Channel, Endpoint};
 use tower::Service;
 
 use crate::audit::{Audit, AuditRecord};
@@ -83,15 +82,28 @@ impl Backend {
 
 type Key = (u64, Backend, bool);
 
+/// The handle of one client's connection to one daemon socket: hyper's
+/// HTTP/2 `SendRequest`, called directly (no tower `Buffer` and worker
+/// task in front of it, as a tonic `Channel` has). Made on the client's
+/// first call to that daemon; the cell lets concurrent first calls share
+/// one dial.
+type Sender = hyper::client::conn::http2::SendRequest<Body>;
+
+#[derive(Debug)]
+struct Slot {
+    conn: tokio::sync::OnceCell<Sender>,
+    /// The client's `virt-forwarded-for` value, formatted once.
+    forwarded_for: Option<http::HeaderValue>,
+}
+
 #[derive(Debug)]
 struct Inner {
     paths: Paths,
     clients: ClientRegistry,
-    channels: Mutex<HashMap<Key, Channel>>,
+    channels: Mutex<HashMap<Key, Arc<Slot>>>,
     max_message: usize,
     audit: Audit,
 }
-
 /// The forwarding service (the router's fallback).
 #[derive(Clone, Debug)]
 pub struct Forwarder {
@@ -126,7 +138,7 @@ impl Forwarder {
 }
 
 impl Inner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Channel>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Slot>>> {
         // Each critical section is one map operation: nothing to repair.
         self.channels
             .lock()
@@ -149,19 +161,87 @@ impl Inner {
         self.paths.socket(backend.daemon(), kind)
     }
 
-    fn channel(&self, client: u64, backend: Backend, readonly: bool) -> Channel {
-        let key = (client, backend, readonly);
-        if let Some(ch) = self.lock().get(&key) {
-            return ch.clone();
+    /// The slot of `key`, made (not yet dialled) if the client has none.
+    fn slot(&self, key: Key, client: Option<&ClientInfo>) -> Arc<Slot> {
+        let mut map = self.lock();
+        map.entry(key)
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    conn: tokio::sync::OnceCell::new(),
+                    forwarded_for: client.and_then(|c| http::HeaderValue::from_str(&c.who()).ok()),
+                })
+            })
+            .clone()
+    }
+
+    /// Forgets `slot` (a broken or failed connection) unless it was
+    /// replaced meanwhile: the client's next call dials again.
+    fn forget(&self, key: Key, slot: &Arc<Slot>) {
+        let mut map = self.lock();
+        if map.get(&key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            map.remove(&key);
         }
-        let path = self.socket(backend, readonly);
-        let ch = Endpoint::from_static("http://localhost")
-            .connect_timeout(CONNECT_TIMEOUT)
-            .connect_with_connector_lazy(tower::service_fn(move |_: http::Uri| {
-                let p = path.clone();
-                async move { UnixStream::connect(p).await.map(TokioIo::new) }
-            }));
-        self.lock().entry(key).or_insert(ch).clone()
+    }
+
+    /// Connects to `path` and starts the HTTP/2 connection's task.
+    async fn dial(path: PathBuf) -> Result<Sender, String> {
+        let connect = async {
+            let stream = UnixStream::connect(&path)
+                .await
+                .map_err(|io| format!("Failed to connect socket to '{}': {io}", path.display()))?;
+            let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("daemon connection ended: {e}");
+                }
+            });
+            Ok(sender)
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "Failed to connect socket to '{}': timed out after {CONNECT_TIMEOUT:?}",
+                path.display()
+            )),
+        }
+    }
+
+    /// A ready handle on the client's connection to the daemon: dialled
+    /// on first use, dialled again (once) when the one held has closed.
+    async fn sender(
+        &self,
+        key: Key,
+        client: Option<&ClientInfo>,
+    ) -> Result<(Arc<Slot>, Sender), String> {
+        let mut redialled = false;
+        loop {
+            let slot = self.slot(key, client);
+            let got = slot
+                .conn
+                .get_or_try_init(|| Self::dial(self.socket(key.1, key.2)))
+                .await;
+            let mut sender = match got {
+                Ok(s) => s.clone(),
+                Err(why) => {
+                    self.forget(key, &slot);
+                    return Err(why);
+                }
+            };
+            match sender.ready().await {
+                Ok(()) => return Ok((slot, sender)),
+                Err(e) => {
+                    self.forget(key, &slot);
+                    if redialled {
+                        return Err(e.to_string());
+                    }
+                    redialled = true;
+                }
+            }
+        }
     }
 
     async fn forward(
@@ -173,17 +253,12 @@ impl Inner {
             return tonic::Status::unimplemented(format!("unknown service of method {path}"))
                 .into_http();
         };
-        let client = req.extensions().get::<ClientInfo>().cloned();
-        let socket = client.as_ref().map_or(SocketKind::ReadWrite, |c| c.socket);
-        let readonly = acl::effective_socket(socket, req.headers()) == SocketKind::ReadOnly;
         let (mut parts, body) = req.into_parts();
-        parts.headers.remove(FORWARDED_FOR);
-        if let Some(c) = &client
-            && let Ok(v) = http::HeaderValue::from_str(&c.who())
-        {
-            parts.headers.insert(FORWARDED_FOR, v);
-        }
-        common::trace::inject_headers(&mut parts.headers);
+        // The daemon gets the caller's identity as metadata, not as this
+        // extension: take it rather than copy it.
+        let client = parts.extensions.remove::<ClientInfo>();
+        let socket = client.as_ref().map_or(SocketKind::ReadWrite, |c| c.socket);
+        let readonly = acl::effective_socket(socket, &parts.headers) == SocketKind::ReadOnly;
         let mutating = proto::method_access(&path) == Some(proto::Access::ReadWrite);
 
         // The first message: its size is checked, and for a mutating call
@@ -204,28 +279,11 @@ impl Inner {
                 .and_then(|m| crate::audit::object_of(&path, m));
             AuditRecord::new(client.as_ref(), &path, object)
         });
-        let body = forward_body(first, rest);
-        let req = http::Request::from_parts(parts, body);
-        let client_id = client.as_ref().map_or(0, |c| c.id);
-        let mut ch = self.channel(client_id, backend, readonly);
-        let sent = match tower::ServiceExt::ready(&mut ch).await {
-            Ok(ch) => ch.call(req).await,
-            Err(e) => Err(e),
-        };
-        let resp = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                // The channel is broken (daemon gone or restarted): the next
-                // call of this client dials again.
-                self.lock().remove(&(client_id, backend, readonly));
-                let why = match UnixStream::connect(self.socket(backend, readonly)).await {
-                    Err(io) => format!(
-                        "Failed to connect socket to '{}': {}",
-                        self.socket(backend, readonly).display(),
-                        io
-                    ),
-                    Ok(_) => e.to_string(),
-                };
+
+        let key = (client.as_ref().map_or(0, |c| c.id), backend, readonly);
+        let (slot, mut sender) = match self.sender(key, client.as_ref()).await {
+            Ok(v) => v,
+            Err(why) => {
                 let status =
                     tonic::Status::unavailable(format!("cannot reach {}: {why}", backend.daemon()));
                 if let Some(r) = record {
@@ -234,10 +292,55 @@ impl Inner {
                 return status.into_http();
             }
         };
-        match record {
-            Some(r) => self.audit.watch(r, resp),
-            None => resp,
+        parts.headers.remove(FORWARDED_FOR);
+        if let Some(v) = &slot.forwarded_for {
+            parts.headers.insert(FORWARDED_FOR, v.clone());
         }
+        common::trace::inject_headers(&mut parts.headers);
+        set_origin(&mut parts.uri);
+        let req = http::Request::from_parts(parts, forward_body(first, rest));
+        match sender.send_request(req).await {
+            Ok(resp) => {
+                let resp = resp.map(Body::new);
+                match record {
+                    Some(r) => self.audit.watch(r, resp),
+                    None => resp,
+                }
+            }
+            Err(e) => {
+                // The connection broke under the call (daemon gone or
+                // restarted): the next call of this client dials again.
+                if sender.is_closed() {
+                    self.forget(key, &slot);
+                }
+                let status =
+                    tonic::Status::unavailable(format!("cannot reach {}: {e}", backend.daemon()));
+                if let Some(r) = record {
+                    self.audit.record(&r.result(&status));
+                }
+                status.into_http()
+            }
+        }
+    }
+}
+
+/// The request's URI as the daemon's connection needs it: scheme `http`
+/// (a TLS client's `https` means nothing on the daemon's Unix socket) and
+/// an authority (`localhost` when the client sent none).
+fn set_origin(uri: &mut http::Uri) {
+    if uri.scheme() == Some(&http::uri::Scheme::HTTP) && uri.authority().is_some() {
+        return;
+    }
+    let mut p = std::mem::take(uri).into_parts();
+    p.scheme = Some(http::uri::Scheme::HTTP);
+    if p.authority.is_none() {
+        p.authority = Some(http::uri::Authority::from_static("localhost"));
+    }
+    if p.path_and_query.is_none() {
+        p.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(u) = http::Uri::from_parts(p) {
+        *uri = u;
     }
 }
 
@@ -291,9 +394,7 @@ async fn first_message(
         if buf.len() >= 5 {
             let len = (&buf[1..5]).get_u32() as usize;
             if len > max {
-                return Err(tonic::Status::resource_exhausted(format!(
-                    "message of {len} bytes is larger than the limit of {max} bytes (max_message_size)"
-                )));
+                return Err(too_large(len, max));
             }
             if buf.len() >= 5 + len {
                 return Ok((Some(buf.freeze()), body));
@@ -309,6 +410,15 @@ async fn first_message(
                 )));
             }
             Some(Ok(frame)) => match frame.into_data() {
+                // The usual case: the whole message in one frame, passed on
+                // as it is (no copy).
+                Ok(d) if buf.is_empty() && complete(&d) => {
+                    let len = (&d[1..5]).get_u32() as usize;
+                    if len > max {
+                        return Err(too_large(len, max));
+                    }
+                    return Ok((Some(d), body));
+                }
                 Ok(d) => buf.extend_from_slice(&d),
                 // Request trailers before the first message: pass nothing
                 // more (gRPC clients send none).
@@ -316,6 +426,17 @@ async fn first_message(
             },
         }
     }
+}
+
+/// Whether `data` holds at least one whole gRPC message.
+fn complete(data: &[u8]) -> bool {
+    data.len() >= 5 && data.len() - 5 >= (&data[1..5]).get_u32() as usize
+}
+
+fn too_large(len: usize, max: usize) -> tonic::Status {
+    tonic::Status::resource_exhausted(format!(
+        "message of {len} bytes is larger than the limit of {max} bytes (max_message_size)"
+    ))
 }
 
 impl Service<http::Request<axum::body::Body>> for Forwarder {
