@@ -159,9 +159,22 @@ where
     // Worker threads: one per core, at most four. Each is a stack and
     // per-thread state that stays resident; the daemons' calls are short
     // and the blocking work (file writes) leaves the workers anyway.
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(workers);
+    //
+    // virtproxyd runs on one thread (tokio's current-thread runtime): a
+    // forwarded call is a chain of small tasks (the client's connection,
+    // the call, the daemon's connection) waking each other, and on a
+    // multi-thread runtime most of those wakes cross to another worker
+    // (futex and eventfd system calls, context switches) at a cost larger
+    // than the forwarding itself. Its work is pass-through; the daemons
+    // do the heavy lifting on their own threads.
+    let mut builder = if name == crate::config::PROXY_DAEMON {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
     let rt = match builder.enable_all().thread_name(name).build() {
         Ok(rt) => rt,
         Err(e) => {
