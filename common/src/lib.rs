@@ -39,6 +39,7 @@ pub mod objlist;
 pub mod paths;
 pub mod storage;
 pub mod timefmt;
+#[cfg(feature = "tls")]
 pub mod tls;
 pub mod trace;
 pub mod xml;

@@ -37,19 +37,25 @@ impl common::daemon::Daemon for Proxy {
 }
 
 fn main() -> ExitCode {
-    common::daemon::run("virtproxyd", |ctx| async move {
-        let audit_file =
-            (ctx.config.audit_level >= 1).then(|| ctx.paths.log_dir.join("virtproxyd-audit.log"));
-        let audit =
-            audit::Audit::open(audit_file.clone(), ctx.config.audit_logging != 0).map_err(|e| {
-                format!(
-                    "Cannot open audit log '{}': {e}",
-                    audit_file.unwrap_or_default().display()
-                )
-            })?;
-        let max_message = usize::try_from(ctx.config.max_message_size).unwrap_or(usize::MAX);
-        Ok(Proxy {
-            forwarder: forward::Forwarder::new(ctx.paths, ctx.clients, max_message, audit),
-        })
-    })
+    let remote: Box<dyn common::daemon::Remote> =
+        Box::new(common::daemon::remote::TlsRemote::default());
+    common::daemon::run_with(
+        "virtproxyd",
+        |ctx| async move {
+            let audit_file = (ctx.config.audit_level >= 1)
+                .then(|| ctx.paths.log_dir.join("virtproxyd-audit.log"));
+            let audit = audit::Audit::open(audit_file.clone(), ctx.config.audit_logging != 0)
+                .map_err(|e| {
+                    format!(
+                        "Cannot open audit log '{}': {e}",
+                        audit_file.unwrap_or_default().display()
+                    )
+                })?;
+            let max_message = usize::try_from(ctx.config.max_message_size).unwrap_or(usize::MAX);
+            Ok(Proxy {
+                forwarder: forward::Forwarder::new(ctx.paths, ctx.clients, max_message, audit),
+            })
+        },
+        Some(remote),
+    )
 }

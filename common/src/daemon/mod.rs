@@ -32,6 +32,7 @@ pub mod args;
 pub mod clients;
 pub mod limits;
 pub mod logging;
+#[cfg(feature = "tls")]
 pub mod remote;
 pub mod sockets;
 
@@ -122,6 +123,57 @@ where
     F: FnOnce(Context) -> Fut,
     Fut: Future<Output = Result<D, Box<dyn std::error::Error + Send + Sync>>>,
 {
+    run_with(name, init, None)
+}
+
+/// Network listeners a daemon serves besides its Unix sockets: only
+/// virtproxyd has them (`remote::TlsRemote`). The other daemons pass none,
+/// so none of the TLS code ends up in their binaries.
+pub trait Remote: Send {
+    /// Before `init`: binds (or takes from systemd's `activated`) the
+    /// listeners the config and `listen` (`--listen`) ask for; returns
+    /// what it will serve, for the admin service.
+    ///
+    /// # Errors
+    /// A port cannot be bound, or the TLS set-up fails.
+    fn bind(
+        &mut self,
+        config: &DaemonConfig,
+        paths: &Paths,
+        activated: &mut Vec<activation::ActivatedSocket>,
+        listen: bool,
+    ) -> Result<Vec<ServedSocket>, BoxError>;
+
+    /// Serves the bound listeners with `routes` until the daemon stops.
+    fn serve(self: Box<Self>, s: RemoteServe<'_>);
+}
+
+/// What [`Remote::serve`] gets from the runtime.
+#[allow(missing_debug_implementations)]
+pub struct RemoteServe<'a> {
+    /// Where the servers run.
+    pub servers: &'a mut tokio::task::JoinSet<ServerResult>,
+    /// The settings of a socket kind's server.
+    pub settings: &'a dyn Fn(SocketKind) -> ServerSettings,
+    /// The daemon's routes (as on the read-write socket).
+    pub routes: Routes,
+    /// Whether one more client may connect on the main server.
+    pub admit: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// Connected clients.
+    pub clients: ClientRegistry,
+    /// `tls_allowed_dn_list`.
+    pub dn_list: Option<Arc<[String]>>,
+    /// Becomes true when the daemon stops.
+    pub stop: watch::Receiver<bool>,
+}
+
+/// [`run`] with network listeners (virtproxyd).
+pub fn run_with<D, F, Fut>(name: &'static str, init: F, remote: Option<Box<dyn Remote>>) -> ExitCode
+where
+    D: Daemon,
+    F: FnOnce(Context) -> Fut,
+    Fut: Future<Output = Result<D, Box<dyn std::error::Error + Send + Sync>>>,
+{
     let args = Args::parse();
     if args.version {
         println!("{name} (virt) {VERSION}");
@@ -190,7 +242,7 @@ where
         config_path,
         activated,
     };
-    let result = rt.block_on(serve(setup, init));
+    let result = rt.block_on(serve(setup, init, remote));
     // Dropping the runtime waits for blocking tasks; do it with a bound.
     rt.shutdown_timeout(Duration::from_secs(2));
     match result {
@@ -253,7 +305,11 @@ fn chown_group(path: &std::path::Path, group: &str) -> Result<(), BoxError> {
     Ok(())
 }
 
-async fn serve<D, F, Fut>(setup: Setup, init: F) -> Result<logging::LogHandle, BoxError>
+async fn serve<D, F, Fut>(
+    setup: Setup,
+    init: F,
+    mut remote: Option<Box<dyn Remote>>,
+) -> Result<logging::LogHandle, BoxError>
 where
     D: Daemon,
     F: FnOnce(Context) -> Fut,
@@ -336,27 +392,13 @@ where
         });
     }
     // TCP/TLS: virtproxyd's alone (activated, or bound with --listen).
-    let remote_listeners = if name == crate::config::PROXY_DAEMON {
-        let r = remote::setup(&config, &paths, &mut activated, args.listen)?;
-        for l in &r {
-            let address = l
-                .listener
-                .local_addr()
-                .map_or_else(|_| "?".to_owned(), |a| a.to_string());
-            tracing::info!(socket = l.kind.as_str(), %address, "listening");
-            served.push(ServedSocket {
-                kind: l.kind,
-                address,
-                activated: l.activated,
-            });
-        }
-        r
-    } else {
-        if args.listen {
+    match remote.as_mut() {
+        Some(r) => served.extend(r.bind(&config, &paths, &mut activated, args.listen)?),
+        None if args.listen => {
             return Err(format!("{name}: --listen: only virtproxyd listens on TCP").into());
         }
-        Vec::new()
-    };
+        None => {}
+    }
     // Any activated socket left is one this daemon does not serve.
     for a in &activated {
         tracing::warn!(fd_name = %a.name, "ignoring activated socket this daemon does not serve");
@@ -509,22 +551,17 @@ where
             stop_rx.clone(),
         );
     }
-    let dn_list: Option<Arc<[String]>> = config.tls_allowed_dn_list.clone().map(Arc::from);
-    for l in remote_listeners {
-        let kind = l.kind;
+    if let Some(r) = remote {
         let admit = main_clients_admit.clone();
-        let cx = remote::AcceptContext {
-            clients: clients.clone(),
-            dn_list: dn_list.clone(),
+        r.serve(RemoteServe {
+            servers: &mut servers,
+            settings: &settings,
+            routes: service_routes.clone(),
             admit: Arc::new(move || admit(false)),
-        };
-        spawn_server(
-            &mut servers,
-            settings(kind),
-            service_routes.clone(),
-            remote::incoming(l, cx),
-            stop_rx.clone(),
-        );
+            clients: clients.clone(),
+            dn_list: config.tls_allowed_dn_list.clone().map(Arc::from),
+            stop: stop_rx.clone(),
+        });
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(
@@ -585,7 +622,7 @@ where
 
 /// How one socket's server behaves.
 #[derive(Clone, Copy, Debug)]
-struct ServerSettings {
+pub struct ServerSettings {
     name: &'static str,
     kind: SocketKind,
     /// `max_client_requests` (or the admin one).
@@ -606,11 +643,12 @@ fn keepalive((interval, count): (i32, u32)) -> Option<(Duration, Duration)> {
     Some((every, every * count.max(1)))
 }
 
-type ServerResult = (SocketKind, Result<(), tonic::transport::Error>);
+/// How a socket's server ended.
+pub type ServerResult = (SocketKind, Result<(), tonic::transport::Error>);
 
 /// Serves `routes` on the connections of `incoming` until `stop` turns
 /// true: the trace layer, the access layer, the per-client call limit.
-fn spawn_server<IO, S>(
+pub fn spawn_server<IO, S>(
     servers: &mut tokio::task::JoinSet<ServerResult>,
     s: ServerSettings,
     routes: Routes,

@@ -334,3 +334,55 @@ pub fn incoming(
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
+
+/// virtproxyd's [`super::Remote`]: the TLS and TCP listeners above.
+#[derive(Debug, Default)]
+pub struct TlsRemote {
+    listeners: Vec<RemoteListener>,
+}
+
+impl super::Remote for TlsRemote {
+    fn bind(
+        &mut self,
+        config: &DaemonConfig,
+        paths: &Paths,
+        activated: &mut Vec<ActivatedSocket>,
+        listen: bool,
+    ) -> Result<Vec<super::ServedSocket>, BoxError> {
+        self.listeners = setup(config, paths, activated, listen)?;
+        Ok(self
+            .listeners
+            .iter()
+            .map(|l| {
+                let address = l
+                    .listener
+                    .local_addr()
+                    .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+                tracing::info!(socket = l.kind.as_str(), %address, "listening");
+                super::ServedSocket {
+                    kind: l.kind,
+                    address,
+                    activated: l.activated,
+                }
+            })
+            .collect())
+    }
+
+    fn serve(self: Box<Self>, s: super::RemoteServe<'_>) {
+        for l in self.listeners {
+            let kind = l.kind;
+            let cx = AcceptContext {
+                clients: s.clients.clone(),
+                dn_list: s.dn_list.clone(),
+                admit: s.admit.clone(),
+            };
+            super::spawn_server(
+                s.servers,
+                (s.settings)(kind),
+                s.routes.clone(),
+                incoming(l, cx),
+                s.stop.clone(),
+            );
+        }
+    }
+}
