@@ -29,7 +29,7 @@ use crate::dnsmasq::{DnsmasqDirs, DnsmasqProc};
 use crate::driver::Dirs;
 use crate::firewall::Firewall;
 use crate::status::Runtime;
-use crate::tc::Tc;
+use crate::tc::{PlanNetwork as _, Tc};
 
 /// How a network is realised on the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,6 +12,9 @@
 //! bridge's ingress (a u32 filter matching everything, with the `police`
 //! action dropping what exceeds the rate).
 //!
+//! A guest NIC's `<bandwidth>` goes on its tap ([`tap_commands`]), with
+//! one flat class instead of the tree and the same two directions.
+//!
 //! Units as libvirt's: `kbps` (kilobytes per second) for rates, `kb`
 //! (kibibytes) for bursts. Every command is tagged with the kernel
 //! feature it needs ([`TcFeature`]), so a daemon can tell what its kernel
@@ -102,28 +105,122 @@ fn inbound(bw: &Bandwidth) -> Option<&Rate> {
 /// when there is nothing to apply). The bridge must have no root or
 /// ingress qdisc of its own yet ([`clear_commands`] removes them).
 pub fn bridge_commands(bridge: &str, bw: &Bandwidth) -> Vec<TcCommand> {
+    commands(bridge, bw, true)
+}
+
+/// The commands that apply a guest NIC's `bw` to its tap, as libvirt's
+/// QEMU driver does (`virNetDevBandwidthSet` with a flat class: the
+/// root HTB qdisc defaults to its only class `1:1`, whose `ceil` is only
+/// given with a peak, with the SFQ leaf under it). The guest sits on the
+/// other side of the tap, so as on a bridge `<inbound>` (to the guest)
+/// is shaped on the tap's egress and `<outbound>` (from the guest)
+/// policed on its ingress.
+pub fn tap_commands(tap: &str, bw: &Bandwidth) -> Vec<TcCommand> {
+    commands(tap, bw, false)
+}
+
+/// A domain NIC's `<bandwidth>` in the network model (the same values;
+/// `floor` is kept but no command uses it).
+pub fn from_nic(b: &crate::domain::device::interface::Bandwidth) -> Bandwidth {
+    let rate = |r: &crate::domain::device::interface::BandwidthRate| Rate {
+        average: r.average,
+        peak: r.peak,
+        burst: r.burst,
+        floor: r.floor,
+    };
+    Bandwidth {
+        inbound: b.inbound.as_ref().map(rate),
+        outbound: b.outbound.as_ref().map(rate),
+    }
+}
+
+/// A command left out of a [`plan`] and tc's reason for the missing
+/// feature.
+pub type LeftOut = (TcCommand, String);
+
+/// Why a [`plan`] is refused: the setting (`inbound` or `outbound`) whose
+/// limit needs a feature the kernel lacks, the feature and tc's reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// `inbound` or `outbound`.
+    pub setting: &'static str,
+    /// The missing feature.
+    pub feature: TcFeature,
+    /// tc's complaint.
+    pub why: String,
+}
+
+/// Splits `cmds` by what a kernel lacks (`missing`: feature → tc's
+/// reason): the commands to run and those left out because their feature
+/// is [optional](TcFeature::optional).
+///
+/// # Errors
+/// A command whose feature carries a limit is missing.
+pub fn plan(
+    cmds: Vec<TcCommand>,
+    missing: &std::collections::HashMap<TcFeature, String>,
+) -> Result<(Vec<TcCommand>, Vec<LeftOut>), Refusal> {
+    let mut run = Vec::with_capacity(cmds.len());
+    let mut left = Vec::new();
+    for c in cmds {
+        match missing.get(&c.needs) {
+            None => run.push(c),
+            Some(why) if c.needs.optional() => left.push((c, why.clone())),
+            Some(why) => {
+                let setting = match c.needs {
+                    TcFeature::Ingress | TcFeature::Police => "outbound",
+                    _ => "inbound",
+                };
+                return Err(Refusal {
+                    setting,
+                    feature: c.needs,
+                    why: why.clone(),
+                });
+            }
+        }
+    }
+    Ok((run, left))
+}
+
+fn commands(dev: &str, bw: &Bandwidth, hierarchical: bool) -> Vec<TcCommand> {
     let mut out = Vec::new();
     if let Some(r) = inbound(bw) {
         let avg = r.average.unwrap_or(0);
         let average = format!("{avg}kbps");
         let peak = r.peak.filter(|p| *p != 0).map(|p| format!("{p}kbps"));
         let burst = r.burst.filter(|b| *b != 0).map(|b| format!("{b}kb"));
-        let ceil = peak.as_deref().unwrap_or(&average);
         let q = quantum(avg).to_string();
+        // Hierarchical: 1:1 caps the whole device and 1:2 (the default)
+        // takes what has no class of its own; flat: 1:1 is all.
+        let (default, leaf) = if hierarchical {
+            ("2", "1:2")
+        } else {
+            ("1", "1:1")
+        };
         out.push(TcCommand::new(
             TcFeature::Htb,
             &[
-                "qdisc", "add", "dev", bridge, "root", "handle", "1:", "htb", "default", "2",
+                "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", default,
             ],
         ));
-        for (parent, classid) in [("1:", "1:1"), ("1:1", "1:2")] {
+        let classes: &[(&str, &str)] = if hierarchical {
+            &[("1:", "1:1"), ("1:1", "1:2")]
+        } else {
+            &[("1:", "1:1")]
+        };
+        for (parent, classid) in classes {
             let mut c = TcCommand::new(
                 TcFeature::Htb,
                 &[
-                    "class", "add", "dev", bridge, "parent", parent, "classid", classid, "htb",
-                    "rate", &average, "ceil", ceil,
+                    "class", "add", "dev", dev, "parent", parent, "classid", classid, "htb",
+                    "rate", &average,
                 ],
             );
+            // libvirt gives the hierarchical classes a ceil of the average
+            // without a peak, the flat one none (tc's default: the rate).
+            if let Some(ceil) = peak.as_ref().or(hierarchical.then_some(&average)) {
+                c.command.args(["ceil", ceil.as_str()]);
+            }
             if let Some(b) = &burst {
                 c.command.args(["burst", b.as_str()]);
             }
@@ -133,14 +230,13 @@ pub fn bridge_commands(bridge: &str, bw: &Bandwidth) -> Vec<TcCommand> {
         out.push(TcCommand::new(
             TcFeature::Sfq,
             &[
-                "qdisc", "add", "dev", bridge, "parent", "1:2", "handle", "2:", "sfq", "perturb",
-                "10",
+                "qdisc", "add", "dev", dev, "parent", leaf, "handle", "2:", "sfq", "perturb", "10",
             ],
         ));
         out.push(TcCommand::new(
             TcFeature::Fw,
             &[
-                "filter", "add", "dev", bridge, "parent", "1:0", "protocol", "all", "prio", "1",
+                "filter", "add", "dev", dev, "parent", "1:0", "protocol", "all", "prio", "1",
                 "handle", "1", "fw", "flowid", "1",
             ],
         ));
@@ -156,14 +252,14 @@ pub fn bridge_commands(bridge: &str, bw: &Bandwidth) -> Vec<TcCommand> {
         };
         out.push(TcCommand::new(
             TcFeature::Ingress,
-            &["qdisc", "add", "dev", bridge, "ingress"],
+            &["qdisc", "add", "dev", dev, "ingress"],
         ));
         out.push(TcCommand::new(
             TcFeature::Police,
             &[
-                "filter", "add", "dev", bridge, "parent", "ffff:", "protocol", "all", "u32",
-                "match", "u32", "0", "0", "police", "rate", &average, "burst", &burst, "mtu",
-                "64kb", "drop", "flowid", ":1",
+                "filter", "add", "dev", dev, "parent", "ffff:", "protocol", "all", "u32", "match",
+                "u32", "0", "0", "police", "rate", &average, "burst", &burst, "mtu", "64kb",
+                "drop", "flowid", ":1",
             ],
         ));
     }
@@ -334,6 +430,93 @@ mod tests {
         assert_eq!(quantum(1000), 85);
         assert_eq!(quantum(1_000_000), 85_333);
         assert_eq!(quantum(u64::MAX), u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn tap_flat_class() {
+        let bw = Bandwidth {
+            inbound: Some(rate(1000, Some(2000), Some(256))),
+            outbound: Some(rate(500, None, None)),
+        };
+        let cmds = tap_commands("vnet3", &bw);
+        assert_eq!(
+            lines(&cmds),
+            [
+                "tc qdisc add dev vnet3 root handle 1: htb default 1",
+                "tc class add dev vnet3 parent 1: classid 1:1 htb rate 1000kbps ceil 2000kbps burst 256kb quantum 85",
+                "tc qdisc add dev vnet3 parent 1:1 handle 2: sfq perturb 10",
+                "tc filter add dev vnet3 parent 1:0 protocol all prio 1 handle 1 fw flowid 1",
+                "tc qdisc add dev vnet3 ingress",
+                "tc filter add dev vnet3 parent ffff: protocol all u32 match u32 0 0 police rate 500kbps burst 500kb mtu 64kb drop flowid :1",
+            ]
+        );
+        let needs: Vec<_> = cmds.iter().map(|c| c.needs).collect();
+        assert_eq!(
+            needs,
+            [
+                TcFeature::Htb,
+                TcFeature::Htb,
+                TcFeature::Sfq,
+                TcFeature::Fw,
+                TcFeature::Ingress,
+                TcFeature::Police
+            ]
+        );
+        // Without a peak the flat class has no ceil (tc takes the rate).
+        let bw = Bandwidth {
+            inbound: Some(rate(10, None, None)),
+            outbound: None,
+        };
+        assert_eq!(
+            tap_commands("t", &bw)[1].command.args,
+            [
+                "class", "add", "dev", "t", "parent", "1:", "classid", "1:1", "htb", "rate",
+                "10kbps", "quantum", "1"
+            ]
+        );
+    }
+
+    #[test]
+    fn nic_bandwidth_converts_and_plans() {
+        use crate::domain::device::interface as nic;
+        let b = from_nic(&nic::Bandwidth {
+            inbound: Some(nic::BandwidthRate {
+                average: Some(1000),
+                peak: Some(2000),
+                floor: None,
+                burst: Some(256),
+            }),
+            outbound: Some(nic::BandwidthRate {
+                average: Some(5),
+                ..Default::default()
+            }),
+        });
+        assert_eq!(b.inbound, Some(rate(1000, Some(2000), Some(256))));
+        assert_eq!(b.outbound, Some(rate(5, None, None)));
+        let missing: std::collections::HashMap<_, _> = [
+            (TcFeature::Sfq, "no sfq".to_owned()),
+            (TcFeature::Fw, "no fw".to_owned()),
+            (TcFeature::Police, "no police".to_owned()),
+        ]
+        .into();
+        let only_in = Bandwidth {
+            inbound: b.inbound,
+            outbound: None,
+        };
+        let (run, left) = plan(tap_commands("t", &only_in), &missing).expect("planned");
+        assert_eq!(run.len(), 2);
+        assert_eq!(left.len(), 2);
+        assert_eq!(left[0].1, "no sfq");
+        let r = plan(tap_commands("t", &b), &missing).expect_err("refused");
+        assert_eq!(
+            r,
+            Refusal {
+                setting: "outbound",
+                feature: TcFeature::Police,
+                why: "no police".to_owned()
+            }
+        );
+        assert!(plan(tap_commands("t", &b), &Default::default()).is_ok());
     }
 
     #[test]

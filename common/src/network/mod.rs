@@ -24,6 +24,7 @@ mod format;
 mod metadata;
 mod parse;
 pub mod port;
+pub mod tc;
 pub mod update;
 mod validate;
 
