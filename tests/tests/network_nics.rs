@@ -2,6 +2,7 @@
 //! virtqemud takes a port from virtnetworkd, puts the tap on the
 //! network's bridge, releases the port when the domain stops, and
 //! reclaims it after its own restart; a NIC attached live gets its own.
+//! A NIC's `<bandwidth>` goes on its tap (tc), at start and live attach.
 
 use std::time::Duration;
 
@@ -106,7 +107,8 @@ async fn a_network_nic_gets_a_port_and_a_tap_on_the_bridge() {
          <os><type arch='x86_64' machine='q35'>hvm</type><boot dev='hd'/></os><features><acpi/></features>\
          <devices><disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/>\
          <target dev='sda' bus='sata'/></disk>\
-         <interface type='network'><mac address='52:54:00:aa:cc:01'/><source network='lan'/><model type='virtio'/></interface>\
+         <interface type='network'><mac address='52:54:00:aa:cc:01'/><source network='lan'/><model type='virtio'/>\
+         <bandwidth><inbound average='1000' peak='2000' burst='256'/></bandwidth></interface>\
          <serial type='file'><source path='{}'/><target port='0'/></serial><memballoon model='none'/></devices></domain>",
         image.display(),
         serial.display()
@@ -156,6 +158,16 @@ async fn a_network_nic_gets_a_port_and_a_tap_on_the_bridge() {
         Some(bridge.clone())
     );
     assert_eq!(ports(&netd).await, 1, "one port while it runs");
+    // Its <inbound> is the tap's egress: one flat htb class with the rates.
+    let classes = std::process::Command::new("tc")
+        .args(["class", "show", "dev", &tap])
+        .output()
+        .expect("tc");
+    let classes = String::from_utf8_lossy(&classes.stdout);
+    assert!(
+        classes.contains("class htb 1:1 root") && classes.contains("rate 8Mbit ceil 16Mbit"),
+        "{classes}"
+    );
 
     // virtqemud restarts: the port is reclaimed, the domain keeps its tap.
     qemud.kill9();
@@ -199,6 +211,56 @@ async fn a_network_nic_gets_a_port_and_a_tap_on_the_bridge() {
     );
     let mut c = qemud.domain(SocketKind::ReadWrite).await;
 
+    // A NIC with an <outbound> limit needs tc's police action: refused
+    // (no port, no tap left) where this kernel lacks it, else policed on
+    // the tap's ingress.
+    let police = !common::network::tc::Tc::new()
+        .support()
+        .missing
+        .contains_key(&common::network::bandwidth::TcFeature::Police);
+    let taps_before = std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let policed = c
+        .attach_device(pb::AttachDeviceRequest {
+            domain: dom_ref("vm"),
+            xml: "<interface type='network'><mac address='52:54:00:aa:cc:03'/>\
+                  <source network='lan'/><model type='virtio'/>\
+                  <bandwidth><outbound average='100'/></bandwidth></interface>"
+                .into(),
+            flags: Some(pb::DeviceModifyFlags {
+                live: true,
+                config: false,
+                force: false,
+            }),
+        })
+        .await;
+    let extra = if police {
+        policed.unwrap_or_else(|e| panic!("attach policed NIC: {}", e.message()));
+        1
+    } else {
+        let e = policed.expect_err("outbound refused without police");
+        assert!(
+            e.message()
+                .contains("<bandwidth><outbound> of interface '52:54:00:aa:cc:03'")
+                && e.message().contains("police"),
+            "{}",
+            e.message()
+        );
+        assert!(
+            wait_until_async(Duration::from_secs(5), || async { ports(&netd).await == 1 }).await,
+            "the refused NIC's port is released"
+        );
+        assert_eq!(
+            std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
+                .map(|d| d.count())
+                .unwrap_or(0),
+            taps_before,
+            "no tap left on the bridge"
+        );
+        0
+    };
+
     // A second NIC on the network, attached live: its own port, its tap
     // on the bridge (passed to QEMU over the monitor).
     c.attach_device(pb::AttachDeviceRequest {
@@ -214,7 +276,7 @@ async fn a_network_nic_gets_a_port_and_a_tap_on_the_bridge() {
     })
     .await
     .unwrap_or_else(|e| panic!("attach NIC: {}", e.message()));
-    assert_eq!(ports(&netd).await, 2, "a port for the new NIC");
+    assert_eq!(ports(&netd).await, 2 + extra, "a port for the new NIC");
     let live = c
         .get_xml(pb::GetXmlRequest {
             domain: dom_ref("vm"),

@@ -31,6 +31,9 @@ pub struct NicPort {
     pub uuid: String,
     /// The bridge the tap joins.
     pub bridge: String,
+    /// The bandwidth the network gives the port (its named or default
+    /// portgroup's), for a NIC without a `<bandwidth>` of its own.
+    pub bandwidth: Option<common::network::Bandwidth>,
 }
 
 /// virtnetworkd, as a client of it. Clones share the connection.
@@ -151,11 +154,18 @@ impl NetworkClient {
                 format!("unsupported configuration: network '{network}' gives its ports no bridge"),
             )
         })?;
+        let bandwidth = common::network::port::PortDef::parse_str(
+            &port.xml,
+            common::xml::ParseFlags::default(),
+        )
+        .ok()
+        .and_then(|p| p.bandwidth);
         Ok(NicPort {
             index,
             network: network.to_owned(),
             uuid: port.uuid,
             bridge,
+            bandwidth,
         })
     }
 

@@ -1102,6 +1102,16 @@ impl QemuDriver {
                 ));
             }
         };
+        if let Some(bw) = crate::process::shaping::effective(n, port.as_ref())
+            && let Err(e) = crate::process::shaping::apply(&name, mac, &bw)
+        {
+            // The tap goes with its descriptor.
+            drop(tap);
+            if let Some(p) = &port {
+                self.release_ports_of(&[(p.network.clone(), p.uuid.clone())]);
+            }
+            return Err(e);
+        }
         if let Some(p) = &port {
             crate::network::apply(new, std::slice::from_ref(p));
         }

@@ -1148,7 +1148,14 @@ fn plan_nets(
             Some(t) if !t.is_empty() => t.clone(),
             _ => next_tap_name(),
         };
-        out.push(crate::process::NetPlan { index, tap, bridge });
+        let bandwidth =
+            crate::process::shaping::effective(n, ports.iter().find(|p| p.index == index));
+        out.push(crate::process::NetPlan {
+            index,
+            tap,
+            bridge,
+            bandwidth,
+        });
     }
     Ok(out)
 }

@@ -23,6 +23,7 @@
 //! but the log file stays behind.
 
 pub mod pidfd;
+pub mod shaping;
 pub mod start;
 pub mod status;
 pub mod tap;
@@ -73,6 +74,9 @@ pub struct NetPlan {
     pub tap: String,
     /// The bridge to attach it to (`None` for `type='ethernet'`).
     pub bridge: Option<String>,
+    /// The bandwidth put on the tap: the NIC's own `<bandwidth>`, else
+    /// its port's (a network's portgroup).
+    pub bandwidth: Option<common::network::Bandwidth>,
 }
 
 /// The files of one running domain.

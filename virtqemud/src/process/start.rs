@@ -203,6 +203,10 @@ impl PreparedDomain {
                         .map_err(|e| {
                             sys(format_args!("Unable to create tap device {}", plan.tap), &e)
                         })?;
+                    // The tap goes with `t` when this fails.
+                    if let Some(bw) = &plan.bandwidth {
+                        super::shaping::apply(&plan.tap, mac, bw)?;
+                    }
                     fds.push((*fd, t.fd));
                 }
                 FdRequest::Vhost { .. } => {
