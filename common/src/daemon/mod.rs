@@ -1,8 +1,8 @@
 //! The runtime every daemon shares.
 //!
 //! A daemon's `main` is one call: [`run`] with the daemon's name and an async
-//! `init` that builds its driver. Everything else happens here, in this
-//! order:
+//! `init` that builds its driver (virtproxyd: [`run_with`] and its network
+//! listeners, a [`Remote`]). Everything else happens here, in this order:
 //!
 //! 1. parse libvirt's flags ([`Args`]); `-V` prints the version;
 //! 2. resolve paths ([`crate::paths`]) and load the config file
@@ -12,13 +12,15 @@
 //! 4. start tokio, logging and tracing ([`logging`]); take SIGTERM, SIGINT
 //!    and SIGHUP (handled from step 8 on, never the default action);
 //! 5. lock the pid file, then bind the sockets that were not activated
-//!    (stale ones removed only under the lock: [`sockets`]);
+//!    (stale ones removed only under the lock: [`sockets`]), and the
+//!    network listeners of a [`Remote`] (TLS/TCP with `--listen`);
 //! 6. run the daemon's `init` (sockets already listen, so clients that
 //!    connect meanwhile wait in the backlog instead of failing);
 //! 7. serve: per socket one tonic server over the same services, behind the
-//!    trace layer and the socket's access layer ([`acl`]); the service
-//!    sockets carry the daemon's services, the admin socket the admin
-//!    service; health and reflection answer everywhere;
+//!    trace layer, the socket's access layer ([`acl`]) and, for virtproxyd,
+//!    the per-client call limit ([`limits`]); the service sockets carry the
+//!    daemon's services, the admin socket the admin service; health and
+//!    reflection answer everywhere;
 //! 8. notify systemd READY; then wait for SIGTERM/SIGINT (stop), SIGHUP or
 //!    admin Reload (reload), or the idle timeout;
 //! 9. stop: STOPPING, stop accepting, let in-flight calls finish (bounded),
