@@ -36,7 +36,8 @@ use common::xml::{FormatFlags, ParseFlags};
 use common::{ErrorCode, ErrorDomain, VirtError};
 use serde_json::Value;
 
-use super::{QemuDriver, internal, operation_invalid};
+use super::lifecycle::{host_bridge, not_running, tap_name};
+use super::{QemuDriver, internal};
 use crate::domain_event::{DomainEvent, EventBody};
 use crate::domain_obj::{DomainObj, Runtime};
 use crate::monitor::{Monitor, MonitorEvent};
@@ -51,6 +52,12 @@ pub struct Affect {
     pub live: bool,
     /// The persistent definition.
     pub config: bool,
+}
+
+/// `(network, port uuid)` of a port, to release it.
+fn port_of(p: Option<&crate::network::NicPort>) -> Vec<(String, String)> {
+    p.map(|p| vec![(p.network.clone(), p.uuid.clone())])
+        .unwrap_or_default()
 }
 
 /// The host side of a NIC attached live.
@@ -79,6 +86,10 @@ fn xml_error(msg: impl Into<String>) -> VirtError {
 
 fn unsupported(msg: impl Into<String>) -> VirtError {
     VirtError::new(ErrorCode::ConfigUnsupported, ErrorDomain::Qemu, msg)
+}
+
+fn no_host_devices() -> VirtError {
+    unsupported("unsupported configuration: host devices are not supported on this host")
 }
 
 fn qemu_failed(what: &str, e: impl std::fmt::Display) -> VirtError {
@@ -131,10 +142,6 @@ fn alias_of(d: &Device) -> Option<&str> {
     d.info().and_then(|i| i.alias.as_deref())
 }
 
-fn kind_name(d: &Device) -> &'static str {
-    d.element_name()
-}
-
 /// Prepare step of a detach: the index of the one device of `def` that
 /// `want` names, per kind (disk by target, interface by MAC and alias,
 /// controller by type and index, ...; the alias always works), after
@@ -159,7 +166,7 @@ pub fn find_device(def: &DomainDef, want: &Device) -> Result<usize, VirtError> {
                 ErrorDomain::Domain,
                 format!(
                     "device not found: no {} found matching {}",
-                    kind_name(want),
+                    want.element_name(),
                     describe()
                 ),
             ));
@@ -167,7 +174,7 @@ pub fn find_device(def: &DomainDef, want: &Device) -> Result<usize, VirtError> {
         _ => {
             return Err(invalid(format!(
                 "operation failed: multiple {} devices match {}; name one by its alias",
-                kind_name(want),
+                want.element_name(),
                 describe()
             )));
         }
@@ -216,39 +223,35 @@ fn refuse_last_console(def: &DomainDef, i: usize) -> Result<(), VirtError> {
     Ok(())
 }
 
+/// The bus of a disk QEMU can neither plug nor unplug (IDE, SATA, floppy).
+fn fixed_bus(d: &common::domain::device::Disk) -> Option<&'static str> {
+    use common::domain::device::disk::DiskBus;
+    d.target
+        .bus
+        .filter(|b| matches!(b, DiskBus::Ide | DiskBus::Sata | DiskBus::Fdc))
+        .map(|b| b.as_str())
+}
+
 /// The checks a live removal adds: what QEMU cannot unplug.
 fn may_unplug(def: &DomainDef, i: usize) -> Result<(), VirtError> {
-    use common::domain::device::disk::DiskBus;
     match &def.devices[i] {
-        Device::Disk(d)
-            if matches!(
-                d.target.bus,
-                Some(DiskBus::Ide | DiskBus::Sata | DiskBus::Fdc)
-            ) =>
-        {
-            Err(unsupported(format!(
-                "unsupported configuration: disk bus '{}' cannot be hotunplugged",
-                d.target.bus.map_or("", |b| b.as_str())
-            )))
-        }
+        Device::Disk(d) if let Some(bus) = fixed_bus(d) => Err(unsupported(format!(
+            "unsupported configuration: disk bus '{bus}' cannot be hotunplugged"
+        ))),
         _ => Ok(()),
     }
 }
 
 /// The checks a live attach adds: what QEMU cannot plug.
 fn may_plug(dev: &Device) -> Result<(), VirtError> {
-    use common::domain::device::disk::{DiskBus, DiskDevice};
+    use common::domain::device::disk::DiskDevice;
     match dev {
         Device::Disk(d)
             if d.device == DiskDevice::Disk
-                && matches!(
-                    d.target.bus,
-                    Some(DiskBus::Ide | DiskBus::Sata | DiskBus::Fdc)
-                ) =>
+                && let Some(bus) = fixed_bus(d) =>
         {
             Err(unsupported(format!(
-                "unsupported configuration: disk bus '{}' cannot be hotplugged",
-                d.target.bus.map_or("", |b| b.as_str())
+                "unsupported configuration: disk bus '{bus}' cannot be hotplugged"
             )))
         }
         Device::Memballoon(_) => Err(unsupported(
@@ -328,9 +331,7 @@ fn may_remove(def: &DomainDef, d: &Device) -> Result<(), VirtError> {
         }
     }
     if let Device::Hostdev(_) = d {
-        return Err(unsupported(
-            "unsupported configuration: host devices are not supported on this host",
-        ));
+        return Err(no_host_devices());
     }
     Ok(())
 }
@@ -392,9 +393,7 @@ fn check_unique(def: &DomainDef, dev: &Device) -> Result<(), VirtError> {
                 c.index
             )))
         }
-        Device::Hostdev(_) => Err(unsupported(
-            "unsupported configuration: host devices are not supported on this host",
-        )),
+        Device::Hostdev(_) => Err(no_host_devices()),
         _ => Ok(()),
     }
 }
@@ -434,29 +433,25 @@ fn parts(args: &[String]) -> Vec<Part> {
 /// `(in b but not a, in a but not b)`, as multisets, in the order of `b`
 /// and of `a`.
 fn diff(a: &[Part], b: &[Part]) -> (Vec<Part>, Vec<Part>) {
-    let mut count: HashMap<&Part, i64> = HashMap::new();
-    for p in a {
-        *count.entry(p).or_default() += 1;
-    }
-    let mut added = Vec::new();
+    (minus(b, a), minus(a, b))
+}
+
+/// The parts of `a` that `b` does not have (as multisets), in `a`'s order.
+fn minus(a: &[Part], b: &[Part]) -> Vec<Part> {
+    let mut left: HashMap<&Part, usize> = HashMap::new();
     for p in b {
-        match count.get_mut(p) {
-            Some(n) if *n > 0 => *n -= 1,
-            _ => added.push(p.clone()),
-        }
+        *left.entry(p).or_default() += 1;
     }
-    let mut bcount: HashMap<&Part, i64> = HashMap::new();
-    for p in b {
-        *bcount.entry(p).or_default() += 1;
-    }
-    let mut removed = Vec::new();
-    for p in a {
-        match bcount.get_mut(p) {
-            Some(n) if *n > 0 => *n -= 1,
-            _ => removed.push(p.clone()),
-        }
-    }
-    (added, removed)
+    a.iter()
+        .filter(|p| match left.get_mut(p) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .cloned()
+        .collect()
 }
 
 fn json(s: &str) -> Result<Value, VirtError> {
@@ -467,20 +462,20 @@ fn str_field(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
+/// The `id=` of a `-chardev TYPE,id=X,...` spec.
+fn chardev_id(spec: &str) -> Result<String, VirtError> {
+    spec.split(',')
+        .find_map(|kv| kv.strip_prefix("id="))
+        .map(str::to_owned)
+        .ok_or_else(|| internal(format!("chardev without id: {spec}")))
+}
+
 /// `-chardev TYPE,id=X,k=v,...` as chardev-add's arguments.
-fn chardev_args(spec: &str) -> Result<(String, Value), VirtError> {
+fn chardev_args(spec: &str) -> Result<Value, VirtError> {
+    let id = chardev_id(spec)?;
     let mut it = spec.split(',');
     let kind = it.next().unwrap_or_default();
-    let mut kv: HashMap<&str, &str> = HashMap::new();
-    for p in it {
-        if let Some((k, v)) = p.split_once('=') {
-            kv.insert(k, v);
-        }
-    }
-    let id = kv
-        .get("id")
-        .ok_or_else(|| internal(format!("chardev without id: {spec}")))?
-        .to_string();
+    let kv: HashMap<&str, &str> = it.filter_map(|p| p.split_once('=')).collect();
     let on = |k: &str| kv.get(k).map(|v| *v == "on");
     let backend = match kind {
         "pty" => serde_json::json!({"type": "pty", "data": {}}),
@@ -493,27 +488,19 @@ fn chardev_args(spec: &str) -> Result<(String, Value), VirtError> {
             }
             serde_json::json!({"type": "file", "data": data})
         }
-        "socket" if kv.contains_key("path") => {
-            let mut data = serde_json::json!({
-                "addr": {"type": "unix", "data": {"path": kv["path"]}},
-            });
-            if let Some(s) = on("server") {
-                data["server"] = Value::Bool(s);
-            }
-            if let Some(w) = on("wait") {
-                data["wait"] = Value::Bool(w);
-            }
-            serde_json::json!({"type": "socket", "data": data})
-        }
-        "socket" if kv.contains_key("host") => {
-            let mut data = serde_json::json!({
-                "addr": {"type": "inet", "data": {"host": kv["host"], "port": kv.get("port").copied().unwrap_or("0")}},
-            });
-            if let Some(s) = on("server") {
-                data["server"] = Value::Bool(s);
-            }
-            if let Some(w) = on("wait") {
-                data["wait"] = Value::Bool(w);
+        "socket" if kv.contains_key("path") || kv.contains_key("host") => {
+            let addr = match kv.get("path") {
+                Some(path) => serde_json::json!({"type": "unix", "data": {"path": path}}),
+                None => serde_json::json!({"type": "inet", "data": {
+                    "host": kv["host"],
+                    "port": kv.get("port").copied().unwrap_or("0"),
+                }}),
+            };
+            let mut data = serde_json::json!({ "addr": addr });
+            for flag in ["server", "wait"] {
+                if let Some(v) = on(flag) {
+                    data[flag] = Value::Bool(v);
+                }
             }
             serde_json::json!({"type": "socket", "data": data})
         }
@@ -523,10 +510,7 @@ fn chardev_args(spec: &str) -> Result<(String, Value), VirtError> {
             )));
         }
     };
-    Ok((
-        id.clone(),
-        serde_json::json!({"id": id, "backend": backend}),
-    ))
+    Ok(serde_json::json!({"id": id, "backend": backend}))
 }
 
 /// What was added to QEMU, to take it out again.
@@ -539,9 +523,21 @@ enum Added {
     Device(String),
 }
 
+/// What takes `p` out of QEMU again: its node name or id.
+fn handle_of(p: &Part) -> Result<Added, VirtError> {
+    let id = |s: &str, key: &str| Ok::<_, VirtError>(str_field(&json(s)?, key).unwrap_or_default());
+    Ok(match p {
+        Part::Blockdev(s) => Added::Blockdev(id(s, "node-name")?),
+        Part::Chardev(s) => Added::Chardev(chardev_id(s)?),
+        Part::Netdev(s) => Added::Netdev(id(s, "id")?),
+        Part::Object(s) => Added::Object(id(s, "id")?),
+        Part::Device(s) => Added::Device(id(s, "id")?),
+        Part::Other(o) => return Err(internal(format!("cannot hotplug command-line part {o}"))),
+    })
+}
+
 /// Adds `parts` to QEMU in order; on a failure takes out what was added.
-/// A tap-backed `-netdev` gets `tap` (passed with `getfd` under
-/// `fd-<netdev id>`, which replaces the command line's fd number).
+/// A tap-backed `-netdev` gets `tap` (see [`add_one`]).
 async fn plug(
     mon: &Monitor,
     parts: &[Part],
@@ -549,76 +545,7 @@ async fn plug(
 ) -> Result<(), VirtError> {
     let mut done: Vec<Added> = Vec::new();
     for p in parts {
-        let r = match p {
-            Part::Blockdev(s) => {
-                let v = json(s)?;
-                let node = str_field(&v, "node-name").unwrap_or_default();
-                mon.execute_raw("blockdev-add", v)
-                    .await
-                    .map(|_| Added::Blockdev(node))
-                    .map_err(|e| qemu_failed("blockdev-add", e))
-            }
-            Part::Chardev(s) => match chardev_args(s) {
-                Ok((id, args)) => mon
-                    .execute_raw("chardev-add", args)
-                    .await
-                    .map(|_| Added::Chardev(id))
-                    .map_err(|e| qemu_failed("chardev-add", e)),
-                Err(e) => Err(e),
-            },
-            Part::Netdev(s) => {
-                let mut v = json(s)?;
-                let id = str_field(&v, "id").unwrap_or_default();
-                let fdname = format!("fd-{id}");
-                let needs_fd = v.get("fd").is_some();
-                let passed = match (needs_fd, tap.take()) {
-                    (false, _) => Ok(false),
-                    (true, Some(fd)) => mon
-                        .pass_fd(&fdname, fd)
-                        .await
-                        .map(|()| true)
-                        .map_err(|e| qemu_failed("getfd", e)),
-                    (true, None) => Err(internal("a tap netdev without its tap")),
-                };
-                match passed {
-                    Err(e) => Err(e),
-                    Ok(passed) => {
-                        if passed {
-                            v["fd"] = Value::String(fdname.clone());
-                        }
-                        let r = mon
-                            .execute_raw("netdev_add", v)
-                            .await
-                            .map(|_| Added::Netdev(id))
-                            .map_err(|e| qemu_failed("netdev_add", e));
-                        if r.is_err() && passed {
-                            let _ = mon
-                                .execute_raw("closefd", serde_json::json!({ "fdname": fdname }))
-                                .await;
-                        }
-                        r
-                    }
-                }
-            }
-            Part::Object(s) => {
-                let v = json(s)?;
-                let id = str_field(&v, "id").unwrap_or_default();
-                mon.execute_raw("object-add", v)
-                    .await
-                    .map(|_| Added::Object(id))
-                    .map_err(|e| qemu_failed("object-add", e))
-            }
-            Part::Device(s) => {
-                let v = json(s)?;
-                let id = str_field(&v, "id").unwrap_or_default();
-                mon.execute_raw("device_add", v)
-                    .await
-                    .map(|_| Added::Device(id))
-                    .map_err(|e| qemu_failed("device_add", e))
-            }
-            Part::Other(o) => Err(internal(format!("cannot hotplug command-line part {o}"))),
-        };
-        match r {
+        match add_one(mon, p, &mut tap).await {
             Ok(a) => done.push(a),
             Err(e) => {
                 for a in done.into_iter().rev() {
@@ -629,6 +556,53 @@ async fn plug(
         }
     }
     Ok(())
+}
+
+/// Adds one part. A `-netdev` that names a tap fd gets `tap`, passed with
+/// `getfd` under `fd-<netdev id>`, which replaces the command line's fd
+/// number (and is closed again when netdev_add fails).
+async fn add_one(
+    mon: &Monitor,
+    p: &Part,
+    tap: &mut Option<std::os::fd::OwnedFd>,
+) -> Result<Added, VirtError> {
+    let handle = handle_of(p)?;
+    let (cmd, args) = match p {
+        Part::Blockdev(s) => ("blockdev-add", json(s)?),
+        Part::Chardev(s) => ("chardev-add", chardev_args(s)?),
+        Part::Object(s) => ("object-add", json(s)?),
+        Part::Device(s) => ("device_add", json(s)?),
+        Part::Netdev(s) => {
+            let mut v = json(s)?;
+            if v.get("fd").is_none() {
+                ("netdev_add", v)
+            } else {
+                let fd = tap
+                    .take()
+                    .ok_or_else(|| internal("a tap netdev without its tap"))?;
+                let Added::Netdev(id) = &handle else {
+                    unreachable!("handle_of gives a netdev its id")
+                };
+                let fdname = format!("fd-{id}");
+                mon.pass_fd(&fdname, fd)
+                    .await
+                    .map_err(|e| qemu_failed("getfd", e))?;
+                v["fd"] = Value::String(fdname.clone());
+                if let Err(e) = mon.execute_raw("netdev_add", v).await {
+                    let _ = mon
+                        .execute_raw("closefd", serde_json::json!({ "fdname": fdname }))
+                        .await;
+                    return Err(qemu_failed("netdev_add", e));
+                }
+                return Ok(handle);
+            }
+        }
+        Part::Other(_) => unreachable!("handle_of refuses it"),
+    };
+    mon.execute_raw(cmd, args)
+        .await
+        .map_err(|e| qemu_failed(cmd, e))?;
+    Ok(handle)
 }
 
 /// Takes out one added part, logging (not failing) when QEMU refuses.
@@ -648,34 +622,12 @@ async fn unplug_backend(mon: &Monitor, a: &Added) {
 /// The backends of removed parts, to release after the device is gone:
 /// in reverse command-line order (a format node before its storage node).
 fn backends_of(removed: &[Part]) -> Result<Vec<Added>, VirtError> {
-    let mut out = Vec::new();
-    for p in removed.iter().rev() {
-        match p {
-            Part::Blockdev(s) => out.push(Added::Blockdev(
-                str_field(&json(s)?, "node-name").unwrap_or_default(),
-            )),
-            Part::Chardev(s) => out.push(Added::Chardev(
-                chardev_args(s).map(|(id, _)| id).unwrap_or_else(|_| {
-                    s.split(',')
-                        .find_map(|kv| kv.strip_prefix("id="))
-                        .unwrap_or_default()
-                        .to_owned()
-                }),
-            )),
-            Part::Netdev(s) => {
-                out.push(Added::Netdev(
-                    str_field(&json(s)?, "id").unwrap_or_default(),
-                ));
-            }
-            Part::Object(s) => {
-                out.push(Added::Object(
-                    str_field(&json(s)?, "id").unwrap_or_default(),
-                ));
-            }
-            Part::Device(_) | Part::Other(_) => {}
-        }
-    }
-    Ok(out)
+    removed
+        .iter()
+        .rev()
+        .filter(|p| !matches!(p, Part::Device(_) | Part::Other(_)))
+        .map(handle_of)
+        .collect()
 }
 
 impl QemuDriver {
@@ -850,43 +802,13 @@ impl QemuDriver {
             let alias = assign_new_alias(&old, &mut new, user_alias.as_deref());
             refuse_unpluggable_slot(&new, alias.as_deref())?;
             self.resolve_new_volume(&mut new, alias.as_deref()).await?;
-            let nic = self.nic_host_side(&mut new, alias.as_deref()).await?;
-            let release_port = |nic: &Option<NicHost>| {
-                nic.as_ref()
-                    .and_then(|n| n.port.clone())
-                    .map(|p| vec![(p.network, p.uuid)])
-                    .unwrap_or_default()
+            let (port, tap) = match self.nic_host_side(&mut new, alias.as_deref()).await? {
+                Some(n) => (n.port, Some(n.tap)),
+                None => (None, None),
             };
-            let (before, after) = match self.command_parts(&old, &new) {
-                Ok(v) => v,
-                Err(e) => {
-                    self.release_ports_of(&release_port(&nic));
-                    return Err(e);
-                }
-            };
-            let (added, removed) = diff(&before, &after);
-            if !removed.is_empty() || added.iter().any(|p| matches!(p, Part::Other(_))) {
-                self.release_ports_of(&release_port(&nic));
-                tracing::debug!(?added, ?removed, "live attach refused");
-                return Err(unsupported(format!(
-                    "unsupported configuration: this <{}> cannot be attached live: \
-                         it would change other parts of the command line",
-                    dev.element_name()
-                )));
-            }
-            if added.is_empty() {
-                return Err(unsupported(format!(
-                    "unsupported configuration: <{}> devices cannot be attached live",
-                    dev.element_name()
-                )));
-            }
-            let ports = release_port(&nic);
-            let plugged = match rt.monitor().await {
-                Ok(mon) => plug(&mon, &added, nic.map(|n| n.tap)).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = plugged {
-                self.release_ports_of(&ports);
+            if let Err(e) = self.plug_new(&old, &new, &dev, &rt, tap).await {
+                // The tap went with its descriptor; the port goes here.
+                self.release_ports_of(&port_of(port.as_ref()));
                 return Err(e);
             }
             let ident = {
@@ -1008,6 +930,34 @@ impl QemuDriver {
         live_result
     }
 
+    /// Plugs what `new` has beyond `old` in the command line into QEMU.
+    async fn plug_new(
+        &self,
+        old: &DomainDef,
+        new: &DomainDef,
+        dev: &Device,
+        rt: &Runtime,
+        tap: Option<std::os::fd::OwnedFd>,
+    ) -> Result<(), VirtError> {
+        let (before, after) = self.command_parts(old, new)?;
+        let (added, removed) = diff(&before, &after);
+        if !removed.is_empty() || added.iter().any(|p| matches!(p, Part::Other(_))) {
+            tracing::debug!(?added, ?removed, "live attach refused");
+            return Err(unsupported(format!(
+                "unsupported configuration: this <{}> cannot be attached live: \
+                 it would change other parts of the command line",
+                dev.element_name()
+            )));
+        }
+        if added.is_empty() {
+            return Err(unsupported(format!(
+                "unsupported configuration: <{}> devices cannot be attached live",
+                dev.element_name()
+            )));
+        }
+        plug(&rt.monitor().await?, &added, tap).await
+    }
+
     /// A `type='volume'` disk being attached live gets its volume's path
     /// and format from virtstoraged, as at start.
     async fn resolve_new_volume(
@@ -1070,48 +1020,34 @@ impl QemuDriver {
                 let bridge = p.bridge.clone();
                 (Some(p), Some(bridge))
             }
-            NetSource::Bridge { bridge } => {
-                let b = bridge.clone().unwrap_or_default();
-                if !crate::process::tap::exists(&b) {
-                    return Err(VirtError::new(
-                        ErrorCode::SystemError,
-                        ErrorDomain::Qemu,
-                        format!("Cannot get interface MTU on '{b}': No such device"),
-                    ));
-                }
-                (None, Some(b))
-            }
+            NetSource::Bridge { bridge } => (None, Some(host_bridge(bridge.as_ref())?)),
             NetSource::Ethernet => (None, None),
             _ => return Ok(None),
         };
-        let name = match &n.target_dev {
-            Some(t) if !t.is_empty() => t.clone(),
-            _ => super::lifecycle::next_tap_name(),
-        };
+        let name = tap_name(n);
         let (mac, virtio) = (n.mac.0, n.is_virtio());
-        let tap = match crate::process::tap::create(&name, mac, bridge.as_deref(), virtio) {
-            Ok(t) => t,
-            Err(e) => {
-                if let Some(p) = &port {
-                    self.release_ports_of(&[(p.network.clone(), p.uuid.clone())]);
-                }
-                return Err(VirtError::new(
+        let tap = crate::process::tap::create(&name, mac, bridge.as_deref(), virtio)
+            .map_err(|e| {
+                VirtError::new(
                     ErrorCode::SystemError,
                     ErrorDomain::Qemu,
                     format!("Unable to create tap device {name}: {e}"),
-                ));
+                )
+            })
+            .and_then(|tap| {
+                match crate::process::shaping::effective(n, port.as_ref()) {
+                    // On failure the tap goes with its descriptor.
+                    Some(bw) => crate::process::shaping::apply(&name, mac, &bw).map(|()| tap),
+                    None => Ok(tap),
+                }
+            });
+        let tap = match tap {
+            Ok(t) => t,
+            Err(e) => {
+                self.release_ports_of(&port_of(port.as_ref()));
+                return Err(e);
             }
         };
-        if let Some(bw) = crate::process::shaping::effective(n, port.as_ref())
-            && let Err(e) = crate::process::shaping::apply(&name, mac, &bw)
-        {
-            // The tap goes with its descriptor.
-            drop(tap);
-            if let Some(p) = &port {
-                self.release_ports_of(&[(p.network.clone(), p.uuid.clone())]);
-            }
-            return Err(e);
-        }
         if let Some(p) = &port {
             crate::network::apply(new, std::slice::from_ref(p));
         }
@@ -1171,25 +1107,14 @@ impl QemuDriver {
                     format!("device not found: no device found with alias {alias}"),
                 )
             })?;
-        // The config copy of a live device has no alias (unless a user one):
-        // match it by kind instead.
-        let want = if a.live && a.config && !alias.starts_with("ua-") {
-            without_info(&found)
-        } else {
-            found
-        };
         if a.live && a.config && !alias.starts_with("ua-") {
-            // Detach the live one by alias, the config one by its kind key.
-            let mut by_alias = want.clone();
-            if let Some(i) = by_alias.info_mut() {
-                i.alias = Some(alias.to_owned());
-            }
-            let r2 = r.clone();
-            let res = self.detach(&r2, &by_alias, true, false).await?;
-            self.detach(r, &want, false, true).await?;
+            // The config copy of a live device has no alias (unless a user
+            // one): the live one goes by alias, the config one by its kind.
+            let res = self.detach(r, &found, true, false).await?;
+            self.detach(r, &without_info(&found), false, true).await?;
             return Ok(res);
         }
-        self.detach(r, &want, a.live, a.config).await
+        self.detach(r, &found, a.live, a.config).await
     }
 
     async fn detach(
@@ -1447,10 +1372,6 @@ impl QemuDriver {
     }
 }
 
-fn not_running() -> VirtError {
-    operation_invalid("domain is not running")
-}
-
 /// The `device` of a DEVICE_DELETED or DEVICE_UNPLUG_GUEST_ERROR event.
 fn event_device(ev: &MonitorEvent) -> Option<String> {
     use qapi::qmp::Event;
@@ -1603,16 +1524,24 @@ mod tests {
 
     #[test]
     fn chardev_specs_become_chardev_add() {
-        let (id, v) = chardev_args("pty,id=charchannel0").expect("pty");
-        assert_eq!(id, "charchannel0");
+        let v = chardev_args("pty,id=charchannel0").expect("pty");
+        assert_eq!(
+            chardev_id("pty,id=charchannel0").expect("id"),
+            "charchannel0"
+        );
+        assert_eq!(v["id"], "charchannel0");
         assert_eq!(v["backend"]["type"], "pty");
-        let (_, v) =
-            chardev_args("socket,id=c1,path=/run/x.sock,server=on,wait=off").expect("socket");
+        let v = chardev_args("socket,id=c1,path=/run/x.sock,server=on,wait=off").expect("socket");
         assert_eq!(v["backend"]["data"]["addr"]["data"]["path"], "/run/x.sock");
         assert_eq!(v["backend"]["data"]["server"], true);
         assert_eq!(v["backend"]["data"]["wait"], false);
-        let (_, v) = chardev_args("file,id=c2,path=/l/f.log,append=on").expect("file");
+        let v = chardev_args("file,id=c2,path=/l/f.log,append=on").expect("file");
         assert_eq!(v["backend"]["data"]["out"], "/l/f.log");
         assert!(chardev_args("spicevmc,id=c3,name=vdagent").is_err());
+        let v =
+            chardev_args("socket,id=c4,host=127.0.0.1,port=4555,server=on,wait=off").expect("tcp");
+        assert_eq!(v["backend"]["data"]["addr"]["type"], "inet");
+        assert_eq!(v["backend"]["data"]["addr"]["data"]["port"], "4555");
+        assert_eq!(v["backend"]["data"]["wait"], false);
     }
 }

@@ -84,7 +84,7 @@ impl ShutdownModes {
     }
 }
 
-fn not_running() -> VirtError {
+pub(super) fn not_running() -> VirtError {
     operation_invalid("domain is not running")
 }
 
@@ -1098,12 +1098,33 @@ fn live_ports(def: &DomainDef) -> Vec<(String, String)> {
 /// Where automatic tap names (`vnetN`) continue from.
 static TAP_HINT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// The next free automatic tap name (`vnetN`).
-pub(super) fn next_tap_name() -> String {
-    let mut hint = TAP_HINT.load(std::sync::atomic::Ordering::Relaxed);
-    let name = crate::process::tap::free_name(&mut hint);
-    TAP_HINT.store(hint, std::sync::atomic::Ordering::Relaxed);
-    name
+/// The tap of NIC `n`: its `<target dev>`, or the next free `vnetN`.
+pub(super) fn tap_name(n: &common::domain::device::Interface) -> String {
+    match &n.target_dev {
+        Some(t) if !t.is_empty() => t.clone(),
+        _ => {
+            let mut hint = TAP_HINT.load(std::sync::atomic::Ordering::Relaxed);
+            let name = crate::process::tap::free_name(&mut hint);
+            TAP_HINT.store(hint, std::sync::atomic::Ordering::Relaxed);
+            name
+        }
+    }
+}
+
+/// The host bridge a `type='bridge'` NIC names, which must exist.
+///
+/// # Errors
+/// No such interface (libvirt's message: it asks the bridge's MTU first).
+pub(super) fn host_bridge(bridge: Option<&String>) -> Result<String, VirtError> {
+    let b = bridge.cloned().unwrap_or_default();
+    if !crate::process::tap::exists(&b) {
+        return Err(VirtError::new(
+            ErrorCode::SystemError,
+            ErrorDomain::Qemu,
+            format!("Cannot get interface MTU on '{b}': No such device"),
+        ));
+    }
+    Ok(b)
 }
 
 /// The host side of each NIC that needs a tap: `type='bridge'` joins its
@@ -1126,17 +1147,7 @@ fn plan_nets(
     });
     for (index, n) in nics.enumerate() {
         let bridge = match &n.source {
-            NetSource::Bridge { bridge } => {
-                let b = bridge.clone().unwrap_or_default();
-                if !crate::process::tap::exists(&b) {
-                    return Err(VirtError::new(
-                        ErrorCode::SystemError,
-                        ErrorDomain::Qemu,
-                        format!("Cannot get interface MTU on '{b}': No such device"),
-                    ));
-                }
-                Some(b)
-            }
+            NetSource::Bridge { bridge } => Some(host_bridge(bridge.as_ref())?),
             NetSource::Ethernet => None,
             NetSource::Network { .. } => match ports.iter().find(|p| p.index == index) {
                 Some(p) => Some(p.bridge.clone()),
@@ -1144,10 +1155,7 @@ fn plan_nets(
             },
             _ => continue,
         };
-        let tap = match &n.target_dev {
-            Some(t) if !t.is_empty() => t.clone(),
-            _ => next_tap_name(),
-        };
+        let tap = tap_name(n);
         let bandwidth =
             crate::process::shaping::effective(n, ports.iter().find(|p| p.index == index));
         out.push(crate::process::NetPlan {
