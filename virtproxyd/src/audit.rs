@@ -88,12 +88,8 @@ impl Audit {
     /// Records `r` with the result of `resp`: at once for a trailers-only
     /// answer (errors), when the trailers arrive otherwise.
     pub fn watch(&self, r: AuditRecord, resp: http::Response<Body>) -> http::Response<Body> {
-        if let Some(code) = resp.headers().get("grpc-status") {
-            let msg = resp
-                .headers()
-                .get("grpc-message")
-                .map(|v| percent_decode(v.as_bytes()));
-            self.record(&r.status(code.as_bytes(), msg));
+        if let Some(status) = tonic::Status::from_header_map(resp.headers()) {
+            self.record(&r.result(&status));
             return resp;
         }
         let (parts, body) = resp.into_parts();
@@ -136,14 +132,6 @@ impl AuditRecord {
         self
     }
 
-    fn status(self, code: &[u8], message: Option<String>) -> AuditRecord {
-        let code = std::str::from_utf8(code)
-            .ok()
-            .and_then(|c| c.parse::<i32>().ok())
-            .map_or(tonic::Code::Unknown, tonic::Code::from_i32);
-        self.result(&tonic::Status::new(code, message.unwrap_or_default()))
-    }
-
     fn line(&self) -> String {
         format!(
             "client={:?} method={} object={:?} result={:?}",
@@ -175,11 +163,10 @@ impl http_body::Body for AuditBody {
         match &r {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(t) = frame.trailers_ref()
-                    && let Some(code) = t.get("grpc-status")
+                    && let Some(status) = tonic::Status::from_header_map(t)
                     && let Some(rec) = this.pending.take()
                 {
-                    let msg = t.get("grpc-message").map(|v| percent_decode(v.as_bytes()));
-                    this.audit.record(&rec.status(code.as_bytes(), msg));
+                    this.audit.record(&rec.result(&status));
                 }
             }
             Poll::Ready(Some(Err(e))) => {
@@ -213,25 +200,6 @@ impl Drop for AuditBody {
             self.audit.record(&rec);
         }
     }
-}
-
-/// `grpc-message` is percent-encoded.
-fn percent_decode(v: &[u8]) -> String {
-    let mut out = Vec::with_capacity(v.len());
-    let mut i = 0;
-    while i < v.len() {
-        if v[i] == b'%'
-            && i + 2 < v.len()
-            && let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(&v[i + 1..i + 3]), 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(v[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn pool() -> Option<&'static DescriptorPool> {
@@ -365,6 +333,29 @@ mod tests {
             r.line(),
             "client=\"unknown\" method=virt.domain.v1.DomainService/Start object=\"domain=a b\" result=\"NotFound: no domain\""
         );
-        assert_eq!(percent_decode(b"a%20b%"), "a b%");
+    }
+
+    /// The status of a trailers-only answer is read from its headers,
+    /// `grpc-message` percent-decoded (tonic's reading of them).
+    #[test]
+    fn results_from_response_headers() {
+        let file = std::env::temp_dir().join(format!("virt-audit-test-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        let audit = Audit::open(Some(file.clone()), false).expect("open");
+        let resp = http::Response::builder()
+            .header("grpc-status", "5")
+            .header("grpc-message", "no%20domain%20'a%25b'")
+            .body(Body::empty())
+            .expect("response");
+        let _ = audit.watch(
+            AuditRecord::new(None, "/virt.domain.v1.DomainService/Start", None),
+            resp,
+        );
+        let text = std::fs::read_to_string(&file).expect("audit file");
+        let _ = std::fs::remove_file(&file);
+        assert!(
+            text.ends_with("result=\"NotFound: no domain 'a%b'\"\n"),
+            "{text}"
+        );
     }
 }

@@ -244,6 +244,14 @@ impl Inner {
         }
     }
 
+    /// Answers `status` without forwarding, audited when `record` is given.
+    fn refuse(&self, record: Option<AuditRecord>, status: tonic::Status) -> http::Response<Body> {
+        if let Some(r) = record {
+            self.audit.record(&r.result(&status));
+        }
+        status.into_http()
+    }
+
     async fn forward(
         self: Arc<Self>,
         req: http::Request<axum::body::Body>,
@@ -266,11 +274,8 @@ impl Inner {
         let (first, rest) = match first_message(body, self.max_message).await {
             Ok(v) => v,
             Err(status) => {
-                if mutating {
-                    self.audit
-                        .record(&AuditRecord::new(client.as_ref(), &path, None).result(&status));
-                }
-                return status.into_http();
+                let record = mutating.then(|| AuditRecord::new(client.as_ref(), &path, None));
+                return self.refuse(record, status);
             }
         };
         let record = mutating.then(|| {
@@ -286,10 +291,7 @@ impl Inner {
             Err(why) => {
                 let status =
                     tonic::Status::unavailable(format!("cannot reach {}: {why}", backend.daemon()));
-                if let Some(r) = record {
-                    self.audit.record(&r.result(&status));
-                }
-                return status.into_http();
+                return self.refuse(record, status);
             }
         };
         parts.headers.remove(FORWARDED_FOR);
@@ -315,10 +317,7 @@ impl Inner {
                 }
                 let status =
                     tonic::Status::unavailable(format!("cannot reach {}: {e}", backend.daemon()));
-                if let Some(r) = record {
-                    self.audit.record(&r.result(&status));
-                }
-                status.into_http()
+                self.refuse(record, status)
             }
         }
     }
@@ -359,21 +358,13 @@ fn forward_body(first: Option<Bytes>, rest: axum::body::Body) -> Body {
         Some(frame) if rest.is_end_stream() => {
             Body::new(http_body_util::Full::new(frame).map_err(|never: Infallible| match never {}))
         }
-        Some(frame) => Body::new(http_body_util::StreamBody::new(
-            futures::stream::once(
-                async move { Ok::<_, axum::Error>(http_body::Frame::data(frame)) },
-            )
-            .chain(http_body_util::BodyStream::new(rest))
-            .filter(|f| {
-                let empty = matches!(f, Ok(f) if f.data_ref().is_some_and(Bytes::is_empty));
-                std::future::ready(!empty)
-            }),
-        )),
-        None => Body::new(http_body_util::StreamBody::new(
-            http_body_util::BodyStream::new(rest).filter(|f| {
-                let empty = matches!(f, Ok(f) if f.data_ref().is_some_and(Bytes::is_empty));
-                std::future::ready(!empty)
-            }),
+        first => Body::new(http_body_util::StreamBody::new(
+            futures::stream::iter(first.map(|f| Ok::<_, axum::Error>(http_body::Frame::data(f))))
+                .chain(http_body_util::BodyStream::new(rest))
+                .filter(|f| {
+                    let empty = matches!(f, Ok(f) if f.data_ref().is_some_and(Bytes::is_empty));
+                    std::future::ready(!empty)
+                }),
         )),
     }
 }
