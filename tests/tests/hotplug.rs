@@ -102,22 +102,12 @@ impl Env {
     }
 
     async fn define(&self, c: &mut Client, name: &str) {
-        c.define_xml(pb::DefineXmlRequest {
-            xml: self.xml(name),
-            validate: true,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("define {name}: {}", e.message()));
+        define_xml(c, name, &self.xml(name)).await;
     }
 
     async fn boot(&self, c: &mut Client, name: &str) {
         self.define(c, name).await;
-        c.start(pb::StartRequest {
-            domain: by_name(name),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("start {name}: {}", e.message()));
+        start(c, name).await;
         let serial = self.file(&format!("{name}.serial"));
         assert!(
             wait_until(Duration::from_secs(5), || std::fs::read_to_string(&serial)
@@ -186,21 +176,39 @@ async fn detach(
     .map(|_| ())
 }
 
-/// The next device event (added / removed / removal failed) of `stream`.
-async fn device_event(s: &mut tonic::Streaming<pb::DomainEvent>) -> pb::domain_event::Event {
+async fn define_xml(c: &mut Client, name: &str, xml: &str) {
+    c.define_xml(pb::DefineXmlRequest {
+        xml: xml.to_owned(),
+        validate: true,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("define {name}: {}", e.message()));
+}
+
+async fn start(c: &mut Client, name: &str) {
+    c.start(pb::StartRequest {
+        domain: by_name(name),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("start {name}: {}", e.message()));
+}
+
+/// The next device event of `stream`: `("added" | "removed" |
+/// "removal failed", alias)`.
+async fn device_event(s: &mut tonic::Streaming<pb::DomainEvent>) -> (&'static str, String) {
+    use pb::domain_event::Event;
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(10), s.message())
             .await
             .expect("an event in time")
             .expect("stream")
             .expect("event");
-        if let Some(
-            e @ (pb::domain_event::Event::DeviceAdded(_)
-            | pb::domain_event::Event::DeviceRemoved(_)
-            | pb::domain_event::Event::DeviceRemovalFailed(_)),
-        ) = ev.event
-        {
-            return e;
+        match ev.event {
+            Some(Event::DeviceAdded(e)) => return ("added", e.alias),
+            Some(Event::DeviceRemoved(e)) => return ("removed", e.alias),
+            Some(Event::DeviceRemovalFailed(e)) => return ("removal failed", e.alias),
+            _ => {}
         }
     }
 }
@@ -318,10 +326,8 @@ async fn usb_and_virtio_serial_devices_plug_and_unplug_live() {
     )
     .await
     .expect("attach tablet");
-    let alias = match device_event(&mut events).await {
-        pb::domain_event::Event::DeviceAdded(a) => a.alias,
-        other => panic!("{other:?}"),
-    };
+    let (kind, alias) = device_event(&mut events).await;
+    assert_eq!(kind, "added");
     assert!(alias.starts_with("input"), "{alias}");
     let x = xml(&mut c, "live", false).await;
     assert!(x.contains(&format!("<alias name='{alias}'/>")), "{x}");
@@ -336,10 +342,7 @@ async fn usb_and_virtio_serial_devices_plug_and_unplug_live() {
     )
     .await
     .expect("detach tablet");
-    match device_event(&mut events).await {
-        pb::domain_event::Event::DeviceRemoved(r) => assert_eq!(r.alias, alias),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(device_event(&mut events).await, ("removed", alias.clone()));
     assert!(!xml(&mut c, "live", false).await.contains("tablet"));
 
     // A virtio-serial port with a pty chardev, then detached by alias.
@@ -352,10 +355,8 @@ async fn usb_and_virtio_serial_devices_plug_and_unplug_live() {
     )
     .await
     .expect("attach channel");
-    let alias = match device_event(&mut events).await {
-        pb::domain_event::Event::DeviceAdded(a) => a.alias,
-        other => panic!("{other:?}"),
-    };
+    let (kind, alias) = device_event(&mut events).await;
+    assert_eq!(kind, "added");
     assert!(alias.starts_with("channel"), "{alias}");
     c.detach_device_alias(pb::DetachDeviceAliasRequest {
         domain: by_name("live"),
@@ -364,10 +365,7 @@ async fn usb_and_virtio_serial_devices_plug_and_unplug_live() {
     })
     .await
     .expect("detach by alias");
-    match device_event(&mut events).await {
-        pb::domain_event::Event::DeviceRemoved(r) => assert_eq!(r.alias, alias),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(device_event(&mut events).await, ("removed", alias.clone()));
     assert!(!xml(&mut c, "live", false).await.contains("org.test.port0"));
     // Plugged again: the chardev id was released with the port.
     attach(
@@ -488,10 +486,10 @@ async fn pci_unplug_stays_pending_across_a_daemon_restart() {
     peer.send_event(
         r#"{"event": "DEVICE_UNPLUG_GUEST_ERROR", "data": {"device": "virtio-disk1", "path": "/machine/peripheral/virtio-disk1"}, "timestamp": {"seconds": 1, "microseconds": 0}}"#,
     );
-    match device_event(&mut events).await {
-        pb::domain_event::Event::DeviceRemovalFailed(r) => assert_eq!(r.alias, "virtio-disk1"),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        device_event(&mut events).await,
+        ("removal failed", "virtio-disk1".to_owned())
+    );
     let status = std::fs::read_to_string(env.status_file("pend")).expect("status");
     assert!(!status.contains("pendingremoval"), "{status}");
     // Asked again, it is pending again; then the guest lets go (late,
@@ -508,10 +506,10 @@ async fn pci_unplug_stays_pending_across_a_daemon_restart() {
     peer.send_event(
         r#"{"event": "DEVICE_DELETED", "data": {"device": "virtio-disk1", "path": "/machine/peripheral/virtio-disk1"}, "timestamp": {"seconds": 1, "microseconds": 0}}"#,
     );
-    match device_event(&mut events).await {
-        pb::domain_event::Event::DeviceRemoved(r) => assert_eq!(r.alias, "virtio-disk1"),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        device_event(&mut events).await,
+        ("removed", "virtio-disk1".to_owned())
+    );
     assert!(!xml(&mut c, "pend", false).await.contains("dev='vdb'"));
     let status = std::fs::read_to_string(env.status_file("pend")).expect("status");
     assert!(!status.contains("pendingremoval"), "{status}");
@@ -905,27 +903,18 @@ async fn last_console_stays() {
     let mut c = env.client().await;
     let image = env.file("con.img");
     build_image(&image, GuestKind::IgnoresPowerButton).expect("guest image");
-    c.define_xml(pb::DefineXmlRequest {
-        xml: format!(
-            "<domain type='qemu'><name>con</name><memory unit='MiB'>32</memory>\
+    let def = format!(
+        "<domain type='qemu'><name>con</name><memory unit='MiB'>32</memory>\
              <os><type arch='x86_64' machine='q35'>hvm</type></os><devices>\
              <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
              <source file='{}'/><target dev='sda' bus='sata'/></disk>\
              <controller type='virtio-serial' index='0'/>\
              <console type='pty'><target type='virtio' port='0'/></console>\
              <memballoon model='none'/></devices></domain>",
-            image.display()
-        ),
-        validate: true,
-    })
-    .await
-    .unwrap_or_else(|e| panic!("define: {}", e.message()));
-    c.start(pb::StartRequest {
-        domain: by_name("con"),
-        ..Default::default()
-    })
-    .await
-    .unwrap_or_else(|e| panic!("start: {}", e.message()));
+        image.display()
+    );
+    define_xml(&mut c, "con", &def).await;
+    start(&mut c, "con").await;
     let e = detach(
         &mut c,
         "con",
@@ -950,27 +939,18 @@ async fn floppy_media_change_live() {
     let mut c = env.client().await;
     let image = env.file("fd.img");
     build_image(&image, GuestKind::IgnoresPowerButton).expect("guest image");
-    c.define_xml(pb::DefineXmlRequest {
-        xml: format!(
-            "<domain type='qemu'><name>fd</name><memory unit='MiB'>32</memory>\
+    let def = format!(
+        "<domain type='qemu'><name>fd</name><memory unit='MiB'>32</memory>\
              <os><type arch='x86_64' machine='q35'>hvm</type></os><devices>\
              <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
              <source file='{}'/><target dev='sda' bus='sata'/></disk>\
              <disk type='file' device='floppy'><driver name='qemu' type='raw'/>\
              <target dev='fda' bus='fdc'/></disk>\
              <memballoon model='none'/></devices></domain>",
-            image.display()
-        ),
-        validate: true,
-    })
-    .await
-    .unwrap_or_else(|e| panic!("define: {}", e.message()));
-    c.start(pb::StartRequest {
-        domain: by_name("fd"),
-        ..Default::default()
-    })
-    .await
-    .unwrap_or_else(|e| panic!("start: {}", e.message()));
+        image.display()
+    );
+    define_xml(&mut c, "fd", &def).await;
+    start(&mut c, "fd").await;
     let media = env.raw_image("a.flp");
     let fd = |src: &str| {
         format!(

@@ -783,10 +783,7 @@ impl QemuDriver {
             if !a.live {
                 return Ok(());
             }
-            let (old, rt) = {
-                let st = obj.lock();
-                (st.def.clone(), st.runtime.clone().ok_or_else(not_running)?)
-            };
+            let (old, rt) = live_def(&obj)?;
             check_unique(&old, &dev)?;
             may_plug(&dev)?;
             let user_alias = alias_of(&dev)
@@ -862,10 +859,7 @@ impl QemuDriver {
             if !a.live {
                 return Ok(());
             }
-            let (def, rt) = {
-                let st = obj.lock();
-                (st.def.clone(), st.runtime.clone().ok_or_else(not_running)?)
-            };
+            let (def, rt) = live_def(&obj)?;
             let i = find_device(&def, &new_dev)?;
             let old_dev = &def.devices[i];
             let updated = keep_info(old_dev, &new_dev);
@@ -1143,10 +1137,7 @@ impl QemuDriver {
             if !a.live {
                 return Ok(Detached::Done);
             }
-            let (def, rt) = {
-                let st = obj.lock();
-                (st.def.clone(), st.runtime.clone().ok_or_else(not_running)?)
-            };
+            let (def, rt) = live_def(&obj)?;
             let i = find_device(&def, want)?;
             may_unplug(&def, i)?;
             refuse_last_console(&def, i)?;
@@ -1395,6 +1386,12 @@ fn keep_info(old: &Device, new: &Device) -> Device {
         }
     }
     d
+}
+
+/// The live definition of a running domain and its process.
+fn live_def(obj: &DomainObj) -> Result<(Arc<DomainDef>, Arc<Runtime>), VirtError> {
+    let st = obj.lock();
+    Ok((st.def.clone(), st.runtime.clone().ok_or_else(not_running)?))
 }
 
 /// A device for the persistent definition: a live alias (not `ua-`) is
