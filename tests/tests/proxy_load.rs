@@ -695,10 +695,17 @@ async fn proxy_restarted_under_load_loses_nothing_and_clients_recover() {
                     Ok(Err(e)) => {
                         tally.failed.fetch_add(1, Ordering::Relaxed);
                         // Wrong content would be lost state: fail at once.
+                        // Transport failures are expected while the proxy
+                        // is away. A stream the client opened just after a
+                        // SIGTERM'd proxy's final GOAWAY(NO_ERROR) is
+                        // refused by h2 with that frame's reason, which
+                        // tonic maps to Internal ("h2 protocol error"):
+                        // still the connection going away, not an answer.
                         assert!(
                             e.contains("Unavailable")
                                 || e.contains("Unknown")
-                                || e.contains("Cancelled"),
+                                || e.contains("Cancelled")
+                                || e.contains("h2 protocol error"),
                             "client {k}: {e}"
                         );
                         let class = e.split(": ").take(2).collect::<Vec<_>>().join(": ");
