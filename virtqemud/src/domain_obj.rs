@@ -134,6 +134,10 @@ pub struct DomainObjState {
     pub removal_waiter: Option<String>,
     /// Aliases whose DEVICE_DELETED came while a detach call waited.
     pub removals_seen: Vec<String>,
+    /// Re-adopted from what the host still showed (its status file was
+    /// damaged) without a definition to go by: why. It runs, and can be
+    /// stopped, paused and resumed; changes of its devices are refused.
+    pub unmanaged: Option<String>,
     /// The XML last formatted for GetXml, see [`DomainObjState::cached_xml`].
     xml_cache: Option<XmlCache>,
 }
@@ -278,7 +282,7 @@ impl Runtime {
     pub async fn monitor(&self) -> Result<Monitor, VirtError> {
         let mut rx = self.monitor.subscribe();
         let wait = rx.wait_for(|m| !matches!(m, MonitorState::Connecting));
-        let res = tokio::time::timeout(std::time::Duration::from_secs(10), wait).await;
+        let res = tokio::time::timeout(crate::bounds::monitor(), wait).await;
         let not_connected = |why: &str| {
             VirtError::new(
                 ErrorCode::OperationFailed,
@@ -397,8 +401,32 @@ impl DomainObj {
                 pending_removals: Vec::new(),
                 removal_waiter: None,
                 removals_seen: Vec::new(),
+                unmanaged: None,
                 xml_cache: None,
             }),
+        }
+    }
+
+    /// The job, for a call that changes this domain: waits at most
+    /// [`crate::bounds::monitor`] for the change another call is making
+    /// (which may be waiting for a QEMU that does not answer).
+    ///
+    /// # Errors
+    /// OPERATION_TIMEOUT, libvirt's "cannot acquire state change lock".
+    pub async fn begin_job(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, VirtError> {
+        let bound = crate::bounds::monitor();
+        match tokio::time::timeout(bound, self.job.lock()).await {
+            Ok(g) => Ok(g),
+            Err(_) => Err(VirtError::new(
+                ErrorCode::OperationTimeout,
+                ErrorDomain::Qemu,
+                format!(
+                    "Timed out during operation: cannot acquire state change lock: another \
+                     operation on domain '{}' has been running for more than {:?}",
+                    self.lock_to_read().def.name,
+                    bound
+                ),
+            )),
         }
     }
 

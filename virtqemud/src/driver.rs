@@ -12,6 +12,7 @@
 
 mod hotplug;
 mod lifecycle;
+mod ports;
 mod reconnect;
 
 pub use lifecycle::{REBOOT_TIMEOUT, ShutdownModes};
@@ -171,6 +172,8 @@ pub struct QemuDriver {
     storage: Option<crate::storage::StorageClient>,
     /// virtnetworkd, for NICs on networks (`None` in unit tests).
     network: Option<crate::network::NetworkClient>,
+    /// The task that releases journaled network ports.
+    releaser: ports::Releaser,
 }
 
 fn internal(msg: impl std::fmt::Display) -> VirtError {
@@ -336,6 +339,7 @@ impl QemuDriver {
             next_id: AtomicI32::new(1),
             storage: None,
             network: None,
+            releaser: ports::Releaser::default(),
         }
     }
 
@@ -698,7 +702,7 @@ impl QemuDriver {
                 Added::Existing(obj) => obj,
             };
             drop(fresh_job);
-            let _job = obj.job.lock().await;
+            let _job = obj.begin_job().await?;
             if obj.lock().removed {
                 // Undefined while we waited: define it anew.
                 continue;
@@ -739,7 +743,7 @@ impl QemuDriver {
     /// cannot be removed.
     pub async fn undefine(&self, r: &ObjRef) -> Result<(), VirtError> {
         let obj = self.find(r)?;
-        let _job = obj.job.lock().await;
+        let _job = obj.begin_job().await?;
         let (name, uuid) = {
             let st = obj.lock();
             if st.removed {
@@ -782,7 +786,7 @@ impl QemuDriver {
     /// cannot be changed.
     pub async fn set_autostart(&self, r: &ObjRef, on: bool) -> Result<(), VirtError> {
         let obj = self.find(r)?;
-        let _job = obj.job.lock().await;
+        let _job = obj.begin_job().await?;
         let name = {
             let st = obj.lock();
             if st.removed {

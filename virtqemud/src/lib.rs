@@ -12,6 +12,7 @@
 //! benchmarks use the same hooks and (later) command-line builder as the
 //! daemon.
 
+pub mod bounds;
 pub mod caps;
 pub mod command;
 pub mod domain_event;

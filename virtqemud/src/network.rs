@@ -169,15 +169,12 @@ impl NetworkClient {
         })
     }
 
-    /// Deletes a port of `network`; an unknown one is fine.
-    pub async fn delete_port(&self, network: &str, port_uuid: &str) {
-        let Ok(mut c) = self.client().await else {
-            tracing::warn!(
-                port = port_uuid,
-                "cannot reach virtnetworkd to release a port"
-            );
-            return;
-        };
+    /// Deletes a port of `network`; an unknown one (or network) is fine.
+    ///
+    /// # Errors
+    /// virtnetworkd cannot be reached or refuses.
+    pub async fn delete_port(&self, network: &str, port_uuid: &str) -> Result<(), VirtError> {
+        let mut c = self.client().await?;
         let req = npb::DeletePortRequest {
             port: Some(npb::PortRef {
                 network: Some(npb::NetworkRef {
@@ -186,11 +183,64 @@ impl NetworkClient {
                 uuid: port_uuid.to_owned(),
             }),
         };
-        if let Err(s) = c.delete_port(req).await
-            && s.code() != tonic::Code::NotFound
-        {
-            tracing::warn!(port = port_uuid, "cannot release port: {}", s.message());
+        match c.delete_port(req).await {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+            Err(s) => {
+                if s.code() == tonic::Code::Unavailable {
+                    self.reset().await;
+                }
+                Err(status_err(
+                    &format!("cannot release port {port_uuid} of network '{network}'"),
+                    &s,
+                ))
+            }
         }
+    }
+
+    /// Every port of every active network: (network, port UUID, owner
+    /// domain UUID).
+    ///
+    /// # Errors
+    /// virtnetworkd cannot be reached or refuses.
+    pub async fn all_ports(&self) -> Result<Vec<(String, String, String)>, VirtError> {
+        let mut c = self.client().await?;
+        let fail = |s: &tonic::Status| status_err("cannot list network ports", s);
+        let nets = c
+            .list_all_networks(npb::ListAllNetworksRequest::default())
+            .await
+            .map_err(|s| fail(&s))?
+            .into_inner()
+            .networks;
+        let mut out = Vec::new();
+        for n in nets {
+            let req = npb::ListAllPortsRequest {
+                network: Some(npb::NetworkRef {
+                    by: Some(npb::network_ref::By::Name(n.name.clone())),
+                }),
+            };
+            let ports = match c.list_all_ports(req).await {
+                Ok(r) => r.into_inner().ports,
+                // Inactive or gone meanwhile: it has no ports.
+                Err(s)
+                    if matches!(
+                        s.code(),
+                        tonic::Code::NotFound | tonic::Code::FailedPrecondition
+                    ) =>
+                {
+                    continue;
+                }
+                Err(s) => return Err(fail(&s)),
+            };
+            for p in ports {
+                let owner = common::xml::parse(&p.xml)
+                    .ok()
+                    .and_then(|r| r.child("owner")?.child("uuid").map(|u| u.text()))
+                    .unwrap_or_default();
+                out.push((n.name.clone(), p.uuid, owner.trim().to_owned()));
+            }
+        }
+        Ok(out)
     }
 
     /// Waits, at most `bound`, until virtnetworkd answers its health check.

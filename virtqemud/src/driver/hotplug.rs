@@ -92,12 +92,8 @@ fn no_host_devices() -> VirtError {
     unsupported("unsupported configuration: host devices are not supported on this host")
 }
 
-fn qemu_failed(what: &str, e: impl std::fmt::Display) -> VirtError {
-    VirtError::new(
-        ErrorCode::OperationFailed,
-        ErrorDomain::Qemu,
-        format!("operation failed: {what}: {e}"),
-    )
+fn qemu_failed(what: &str, e: crate::monitor::MonitorError) -> VirtError {
+    e.to_virt_error(Some(what))
 }
 
 /// Parses one device element (as written, plus parse-time defaults) in the
@@ -655,6 +651,14 @@ impl QemuDriver {
                 "Requested operation is not valid: cannot change persistent config of a transient domain",
             ));
         }
+        if a.live
+            && let Some(why) = &st.unmanaged
+        {
+            return Err(invalid(&format!(
+                "Requested operation is not valid: domain '{}' runs unmanaged ({why}); its devices cannot be changed until it is restarted",
+                st.def.name
+            )));
+        }
         Ok(a)
     }
 
@@ -767,7 +771,7 @@ impl QemuDriver {
     ) -> Result<(), VirtError> {
         let dev = parse_device(xml, &self.hooks)?;
         let obj = self.find(r)?;
-        let _job = obj.job.lock().await;
+        let _job = obj.begin_job().await?;
         let a = self.affect(&obj, live, config)?;
         // Check both before changing either.
         let new_config = if a.config {
@@ -843,7 +847,7 @@ impl QemuDriver {
     ) -> Result<(), VirtError> {
         let new_dev = parse_device(xml, &self.hooks)?;
         let obj = self.find(r)?;
-        let _job = obj.job.lock().await;
+        let _job = obj.begin_job().await?;
         let a = self.affect(&obj, live, config)?;
         let new_config = if a.config {
             let d = Self::config_def(&obj);
@@ -1006,7 +1010,7 @@ impl QemuDriver {
             NetSource::Network { .. } => {
                 let mut one = new.clone();
                 one.devices = vec![Device::Interface(n.clone())];
-                let mut ports = self.create_ports(&one).await?;
+                let mut ports = self.create_ports(&one, &[]).await?;
                 let mut p = ports
                     .pop()
                     .ok_or_else(|| internal("no port for the interface"))?;
@@ -1120,7 +1124,7 @@ impl QemuDriver {
     ) -> Result<Detached, VirtError> {
         refuse_console_detach(want)?;
         let obj = self.find(r)?;
-        let _job = obj.job.lock().await;
+        let _job = obj.begin_job().await?;
         let a = self.affect(&obj, live, config)?;
         // Prepare both before changing either.
         let new_config = if a.config {

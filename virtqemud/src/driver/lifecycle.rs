@@ -88,12 +88,8 @@ pub(super) fn not_running() -> VirtError {
     operation_invalid("domain is not running")
 }
 
-fn monitor_error(e: impl std::fmt::Display) -> VirtError {
-    VirtError::new(
-        ErrorCode::OperationFailed,
-        ErrorDomain::Qemu,
-        format!("operation failed: {e}"),
-    )
+fn monitor_error(e: crate::monitor::MonitorError) -> VirtError {
+    e.to_virt_error(None)
 }
 
 impl QemuDriver {
@@ -110,7 +106,7 @@ impl QemuDriver {
         paused: bool,
     ) -> Result<DomainIdent, VirtError> {
         let obj = self.find(r)?;
-        let _job = obj.job.lock().await;
+        let _job = obj.begin_job().await?;
         let def = {
             let st = obj.lock();
             if st.removed {
@@ -166,7 +162,7 @@ impl QemuDriver {
             }
             common::objlist::Added::Existing(obj) => {
                 drop(fresh_job);
-                let _job = obj.job.lock().await;
+                let _job = obj.begin_job().await?;
                 {
                     let st = obj.lock();
                     if st.removed {
@@ -238,26 +234,71 @@ impl QemuDriver {
             Some(s) if !crate::storage::volumes_of(def).is_empty() => s.resolve_all(def).await?,
             _ => Vec::new(),
         };
-        let ports = self.create_ports(def).await?;
-        if !ports.is_empty() {
-            self.watch_network_starts();
+        // The start record: written before anything on the host changes,
+        // so that a daemon killed at any moment of the start finds what to
+        // undo (docs/state-files.md).
+        let id = self.next_id();
+        let port_ids: Vec<(String, String)> = crate::network::network_nics(def)
+            .into_iter()
+            .map(|(_, network, _, _)| (network, common::xml::values::Uuid::generate().to_string()))
+            .collect();
+        let record_file = env.status_file(&def.name);
+        let record = status::Status {
+            state: 0,
+            reason: 0,
+            pid: 0,
+            start_time: None,
+            paths: env.paths(def, id),
+            fake_reboot: false,
+            pending_removals: Vec::new(),
+            domain_xml: format!(
+                "<domain><name>{}</name><uuid>{}</uuid></domain>",
+                common::xml::escape(&def.name),
+                def.uuid
+            ),
+            starting: true,
+            ports: port_ids.clone(),
+        };
+        {
+            let _io = obj.status_io.lock().unwrap_or_else(PoisonError::into_inner);
+            status::save(&record_file, &record).map_err(|e| {
+                VirtError::new(
+                    ErrorCode::SystemError,
+                    ErrorDomain::Qemu,
+                    format!("cannot write status file '{}': {e}", record_file.display()),
+                )
+            })?;
         }
         let launched = async {
-            let mut with_ports = (**def).clone();
-            crate::network::apply(&mut with_ports, &ports);
-            let nets = plan_nets(&with_ports, &ports)?;
-            let id = self.next_id();
-            let prepared = start::prepare_domain(&with_ports, id, env, &volumes, &nets)?;
-            let host = prepared.prepare_host()?;
-            let launched = host.launch()?;
-            let connected = launched.connect(MONITOR_TIMEOUT).await?;
-            connected.finish(paused).await
+            let ports = self.create_ports(def, &port_ids).await?;
+            if !ports.is_empty() {
+                self.watch_network_starts();
+            }
+            let launched = async {
+                let mut with_ports = (**def).clone();
+                crate::network::apply(&mut with_ports, &ports);
+                let nets = plan_nets(&with_ports, &ports)?;
+                let prepared = start::prepare_domain(&with_ports, id, env, &volumes, &nets)?;
+                let host = prepared.prepare_host()?;
+                let launched = host.launch()?;
+                let connected = launched.connect(MONITOR_TIMEOUT).await?;
+                connected.finish(paused).await
+            }
+            .await;
+            if launched.is_err() {
+                self.release_ports(&ports);
+            }
+            launched
         }
         .await;
         let started = match launched {
             Ok(s) => s,
             Err(e) => {
-                self.release_ports(&ports).await;
+                // Every port the record names, also one whose creation
+                // timed out after virtnetworkd made it.
+                self.release_ports_of(&port_ids);
+                let _io = obj.status_io.lock().unwrap_or_else(PoisonError::into_inner);
+                status::remove(&record_file);
                 return Err(e);
             }
         };
@@ -278,7 +319,7 @@ impl QemuDriver {
             pidfd,
             Some(child),
             paths,
-            MonitorState::Connected(monitor),
+            MonitorState::Connected(monitor.with_timeout(crate::bounds::monitor())),
         ));
         let (state, why) = if paused {
             (DomainState::Paused, reason::PAUSED_USER)
@@ -384,6 +425,7 @@ impl QemuDriver {
     pub(super) async fn create_ports(
         &self,
         def: &DomainDef,
+        port_ids: &[(String, String)],
     ) -> Result<Vec<crate::network::NicPort>, VirtError> {
         let nics = crate::network::network_nics(def);
         if nics.is_empty() {
@@ -393,14 +435,15 @@ impl QemuDriver {
             return Err(internal("no network driver"));
         };
         let mut ports = Vec::new();
-        for (index, network, mac, _) in nics {
+        for (k, (index, network, mac, _)) in nics.into_iter().enumerate() {
+            let id = port_ids.get(k).map(|(_, u)| u.as_str());
             match client
-                .create_port(def, index, &network, &mac, None, false)
+                .create_port(def, index, &network, &mac, id, false)
                 .await
             {
                 Ok(p) => ports.push(p),
                 Err(e) => {
-                    self.release_ports(&ports).await;
+                    self.release_ports(&ports);
                     return Err(e);
                 }
             }
@@ -408,30 +451,14 @@ impl QemuDriver {
         Ok(ports)
     }
 
-    /// Releases the ports of a stopped domain, in the background (the stop
-    /// itself is synchronous).
-    pub(super) fn release_ports_of(&self, ports: &[(String, String)]) {
-        if ports.is_empty() {
-            return;
-        }
-        let Some(client) = self.network.clone() else {
-            return;
-        };
-        let ports = ports.to_vec();
-        tokio::spawn(async move {
-            for (net, uuid) in ports {
-                client.delete_port(&net, &uuid).await;
-            }
-        });
-    }
-
-    /// Releases ports (a failed start, a stop).
-    async fn release_ports(&self, ports: &[crate::network::NicPort]) {
-        if let Some(client) = self.network.as_ref() {
-            for p in ports {
-                client.delete_port(&p.network, &p.uuid).await;
-            }
-        }
+    /// Releases ports a failed start or attach created (journaled, see
+    /// [`super::ports`]).
+    fn release_ports(&self, ports: &[crate::network::NicPort]) {
+        let ids: Vec<(String, String)> = ports
+            .iter()
+            .map(|p| (p.network.clone(), p.uuid.clone()))
+            .collect();
+        self.release_ports_of(&ids);
     }
 
     fn next_id(&self) -> i32 {
@@ -468,6 +495,8 @@ impl QemuDriver {
                     fake_reboot: st.fake_reboot,
                     pending_removals: st.pending_removals.clone(),
                     domain_xml: xml,
+                    starting: false,
+                    ports: Vec::new(),
                 },
             )
         };
@@ -541,6 +570,7 @@ impl QemuDriver {
             st.reason = why.shutoff_reason();
             st.fake_reboot = false;
             st.pause_reason = None;
+            st.unmanaged = None;
             if let Some(d) = st.new_def.take() {
                 st.def = d;
             }
@@ -585,7 +615,7 @@ impl QemuDriver {
     pub async fn shutdown(&self, r: &ObjRef, modes: ShutdownModes) -> Result<(), VirtError> {
         modes.check()?;
         let (obj, rt) = self.active(r)?;
-        let _job = obj.job.lock().await;
+        let _job = obj.begin_job().await?;
         self.still(&obj, &rt)?;
         let was_rebooting = std::mem::replace(&mut obj.lock().fake_reboot, false);
         if was_rebooting {
@@ -617,7 +647,7 @@ impl QemuDriver {
         let mut reboots = rt.reboots.subscribe();
         let mut stopped = rt.stopped.subscribe();
         {
-            let _job = obj.job.lock().await;
+            let _job = obj.begin_job().await?;
             self.still(&obj, &rt)?;
             obj.lock().fake_reboot = true;
             self.save_status(&obj)?;
@@ -680,7 +710,7 @@ impl QemuDriver {
     /// Inactive, a monitor failure.
     pub async fn reset(&self, r: &ObjRef) -> Result<(), VirtError> {
         let (obj, rt) = self.active(r)?;
-        let _job = obj.job.lock().await;
+        let _job = obj.begin_job().await?;
         self.still(&obj, &rt)?;
         let mon = rt.monitor().await?;
         mon.execute(qapi::qmp::system_reset {})
@@ -695,7 +725,7 @@ impl QemuDriver {
     /// Inactive, a monitor failure.
     pub async fn suspend(&self, r: &ObjRef) -> Result<(), VirtError> {
         let (obj, rt) = self.active(r)?;
-        let _job = obj.job.lock().await;
+        let _job = obj.begin_job().await?;
         self.still(&obj, &rt)?;
         {
             let mut st = obj.lock();
@@ -725,7 +755,7 @@ impl QemuDriver {
     /// Inactive, a monitor failure.
     pub async fn resume(&self, r: &ObjRef) -> Result<(), VirtError> {
         let (obj, rt) = self.active(r)?;
-        let _job = obj.job.lock().await;
+        let _job = obj.begin_job().await?;
         self.still(&obj, &rt)?;
         if obj.lock().state == DomainState::Running {
             return Ok(());
@@ -1081,8 +1111,10 @@ impl QemuDriver {
     pub(super) async fn connect_monitor(
         path: &std::path::Path,
     ) -> Result<(Monitor, EventReceiver), VirtError> {
-        Monitor::connect(path, Duration::from_secs(5))
+        let bound = crate::bounds::monitor();
+        Monitor::connect(path, bound.min(Duration::from_secs(5)))
             .await
+            .map(|(m, ev)| (m.with_timeout(bound), ev))
             .map_err(monitor_error)
     }
 }

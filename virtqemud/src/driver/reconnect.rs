@@ -3,12 +3,22 @@
 //!
 //! A status file whose process is gone (or is another process now: the
 //! start time differs) means QEMU died while the daemon was down: the
-//! domain is shut off (reason daemon), its files removed, a transient one
-//! dropped. A live process is adopted by pidfd; its monitor is connected
-//! in the background, and its state reconciled with `query-status`. A
-//! monitor that cannot be reached never kills the VM: the domain stays
-//! running, marked, and the connect is retried.
+//! domain is shut off (reason daemon), its files removed, its ports
+//! released, a transient one dropped. A live process is adopted by pidfd;
+//! its monitor is connected in the background, and its state reconciled
+//! with `query-status`. A monitor that cannot be reached never kills the
+//! VM: the domain stays running, marked, and the connect is retried.
+//!
+//! A start record (`job='start'`) means a start was cut off: whatever it
+//! launched is killed and what it took is released. A status file that
+//! cannot be read (truncated, empty, corrupt) never orphans a QEMU: the
+//! domain is re-adopted from what the host still shows, the QEMU process
+//! carrying the domain's `-name guest=NAME` and `-uuid` whose master key
+//! lies under our domain directories, its monitor at the known path, and
+//! the persistent definition; without one it runs unmanaged, with the
+//! reason. The damaged file is kept beside as `<name>.xml.damaged`.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +29,7 @@ use super::QemuDriver;
 use crate::domain_obj::{DomainObj, DomainState, MonitorState, Runtime, StopReason, reason};
 use crate::monitor::EventReceiver;
 use crate::process::pidfd::{self, PidFd};
-use crate::process::{start, status};
+use crate::process::{DomainPaths, start, status};
 
 /// How long `reconnect_all` waits for the monitors before it lets the
 /// daemon serve (the rest continues in the background).
@@ -30,43 +40,156 @@ const STORAGE_WAIT: Duration = Duration::from_secs(5);
 /// The first retry delay of a failed monitor connect (doubles, up to 30 s).
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 
+/// A QEMU process of ours, as `/proc` shows it: its command line names a
+/// master key under our domain directories.
+#[derive(Debug)]
+struct QemuProc {
+    pid: i32,
+    args: Vec<String>,
+}
+
+impl QemuProc {
+    /// The value after option `opt`.
+    fn opt(&self, opt: &str) -> Option<&str> {
+        let i = self.args.iter().position(|a| a == opt)?;
+        self.args.get(i + 1).map(String::as_str)
+    }
+
+    /// The guest name of `-name guest=NAME,...` (commas undoubled).
+    fn guest_name(&self) -> Option<String> {
+        let v = self.opt("-name")?.strip_prefix("guest=")?;
+        // Up to the first single comma: ",," is an escaped comma.
+        let mut out = String::new();
+        let mut chars = v.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == ',' {
+                if chars.peek() == Some(&',') {
+                    chars.next();
+                    out.push(',');
+                    continue;
+                }
+                break;
+            }
+            out.push(c);
+        }
+        Some(out)
+    }
+
+    /// The domain directory its master key lies in.
+    fn domain_dir(&self, marker: &str) -> Option<PathBuf> {
+        self.args.iter().find_map(|a| {
+            let at = a.find(marker)?;
+            let rest = &a[at..];
+            let end = rest.find("/master-key.aes")?;
+            Some(PathBuf::from(&rest[..end]))
+        })
+    }
+}
+
+/// Our QEMU processes (`-no-shutdown`, a master key under
+/// `<lib_dir>/domain-*`), alive and not zombies.
+fn qemu_processes(lib_dir: &Path) -> Vec<QemuProc> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let marker = marker(lib_dir);
+    let mut out = Vec::new();
+    for e in procs.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let ours = args.iter().any(|a| a == "-no-shutdown")
+            && args
+                .iter()
+                .any(|a| a.contains(&marker) && a.contains("master-key.aes"));
+        if ours {
+            out.push(QemuProc { pid, args });
+        }
+    }
+    out
+}
+
+fn marker(lib_dir: &Path) -> String {
+    format!("{}/domain-", lib_dir.display())
+}
+
+/// The id in a domain directory's name, `domain-<id>-<name>`.
+fn dir_id(dir: &Path) -> Option<i32> {
+    let n = dir.file_name()?.to_str()?.strip_prefix("domain-")?;
+    n.split('-').next()?.parse().ok()
+}
+
+/// Moves a damaged status file aside (kept for the administrator; never
+/// read again).
+fn set_aside(file: &Path) {
+    let mut to = file.as_os_str().to_owned();
+    to.push(".damaged");
+    if let Err(e) = std::fs::rename(file, &to) {
+        tracing::warn!(file = %file.display(), "cannot move the damaged status file aside: {e}");
+        status::remove(file);
+    }
+}
+
 impl QemuDriver {
     /// Adopts every running QEMU from the status files.
     pub(super) async fn reconnect_all(self: &Arc<Self>) {
         let Some(env) = self.env.as_ref() else {
             return;
         };
+        let procs = qemu_processes(&env.lib_dir);
         let mut tasks = Vec::new();
         let mut max_id = 0;
         let mut adopted = Vec::new();
         for (name, path, parsed) in status::scan(&env.run_dir) {
-            let st = match parsed {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(file = %path.display(), "unreadable status file of '{name}': {e}; left alone");
+            let obj = match parsed {
+                Ok(st) if st.starting => {
+                    self.undo_start(&name, &path, &st, &procs);
                     continue;
                 }
+                Ok(st) => self.adopt(&name, &st, &procs),
+                Err(e) => {
+                    tracing::error!(file = %path.display(), "the status file of '{name}' is damaged: {e}; re-adopting from the host");
+                    self.recover(
+                        &name,
+                        &path,
+                        &format!("its status file was damaged ({e})"),
+                        &procs,
+                    )
+                }
             };
-            if let Some(obj) = self.adopt(&name, &st) {
-                adopted.push(st.pid);
-                if !crate::network::network_nics(&obj.lock().def).is_empty() {
-                    self.watch_network_starts();
-                    tokio::spawn(self.clone().reclaim_ports(obj.clone()));
-                }
-                if !crate::storage::volumes_of(&obj.lock().def).is_empty() {
-                    obj.lock().volumes_unresolved = true;
-                    tokio::spawn(self.clone().resolve_adopted(obj.clone()));
-                }
-                if let Some(id) = obj.lock().id {
-                    max_id = max_id.max(id);
-                }
-                let d = self.clone();
-                tasks.push(tokio::spawn(async move { d.connect_adopted(obj).await }));
+            let Some(obj) = obj else { continue };
+            let Some(rt) = obj.lock().runtime.clone() else {
+                continue;
+            };
+            adopted.push(rt.pid);
+            if !crate::network::network_nics(&obj.lock().def).is_empty() {
+                self.watch_network_starts();
+                tokio::spawn(self.clone().reclaim_ports(obj.clone()));
             }
+            if !crate::storage::volumes_of(&obj.lock().def).is_empty() {
+                obj.lock().volumes_unresolved = true;
+                tokio::spawn(self.clone().resolve_adopted(obj.clone()));
+            }
+            if let Some(id) = obj.lock().id {
+                max_id = max_id.max(id);
+            }
+            let d = self.clone();
+            tasks.push(tokio::spawn(async move { d.connect_adopted(obj).await }));
         }
         self.next_id
             .fetch_max(max_id + 1, std::sync::atomic::Ordering::Relaxed);
-        kill_orphans(&env.lib_dir, &adopted);
+        kill_orphans(&env.lib_dir, &procs, &adopted);
+        // Ports that stops before the restart left to release, and ports
+        // no domain of ours holds any more.
+        self.run_releaser();
+        tokio::spawn(self.clone().collect_stale_ports());
         if tasks.is_empty() {
             return;
         }
@@ -76,38 +199,54 @@ impl QemuDriver {
         }
     }
 
+    /// Undoes a start a previous daemon did not finish: kills what it
+    /// launched, removes its files, releases its ports. The domain stays
+    /// (or, transient, never was) shut off.
+    fn undo_start(&self, name: &str, file: &Path, st: &status::Status, procs: &[QemuProc]) {
+        let Some(env) = self.env.as_ref() else {
+            return;
+        };
+        tracing::warn!(
+            domain = name,
+            "a start was cut off by a daemon restart; undoing it"
+        );
+        let m = marker(&env.lib_dir);
+        for p in procs {
+            if p.domain_dir(&m).as_deref() == Some(st.paths.domain_dir.as_path()) {
+                kill_now(p.pid);
+            }
+        }
+        start::cleanup_host(&st.paths);
+        start::log_line(
+            &st.paths,
+            "start interrupted by a daemon restart; everything it took released",
+        );
+        self.release_ports_of(&st.ports);
+        status::remove(file);
+        if let Some(e) = self.domains.find_by_name(name) {
+            let mut s = e.obj.lock();
+            if s.runtime.is_none() {
+                s.state = DomainState::Shutoff;
+                s.reason = StopReason::Daemon.shutoff_reason();
+            }
+        }
+    }
+
     /// Puts the domain of one status file back in the list, running with
     /// its process, or shut off when the process is gone. Returns the
     /// object when there is a process to connect to.
-    fn adopt(self: &Arc<Self>, name: &str, st: &status::Status) -> Option<Arc<DomainObj>> {
+    fn adopt(
+        self: &Arc<Self>,
+        name: &str,
+        st: &status::Status,
+        procs: &[QemuProc],
+    ) -> Option<Arc<DomainObj>> {
         let env = self.env.as_ref()?;
         let file = env.status_file(name);
         let flags = ParseFlags {
             inactive: false,
             validate: false,
             allow_post_parse_fail: true,
-        };
-        let live = match DomainDef::parse_str(&st.domain_xml, flags, &self.hooks) {
-            Ok(d) => d,
-            Err(e) => {
-                // The process must not go unmanaged: fall back to the
-                // persistent definition, with the id from the file.
-                let fallback = self.domains.find_by_name(name).map(|e| {
-                    let mut d = (*e.obj.lock().def).clone();
-                    d.id = status_id(&st.domain_xml);
-                    d
-                });
-                match fallback {
-                    Some(d) => {
-                        tracing::error!(file = %file.display(), "the live definition of '{name}' does not parse: {e}; using its persistent definition");
-                        d
-                    }
-                    None => {
-                        tracing::error!(file = %file.display(), "the live definition of '{name}' does not parse: {e}; left alone");
-                        return None;
-                    }
-                }
-            }
         };
         // A zombie (exited, not yet reaped by PID 1) is dead too.
         let alive = PidFd::open(st.pid).ok().filter(|fd| {
@@ -117,26 +256,47 @@ impl QemuDriver {
                     None => true,
                 }
         });
-        let existing = self.domains.find_by_name(name).map(|e| e.obj);
         let Some(pidfd) = alive else {
+            if procs
+                .iter()
+                .any(|p| p.guest_name().as_deref() == Some(name))
+            {
+                // The file names another process than the QEMU of this
+                // domain that runs: it lies.
+                tracing::error!(file = %file.display(), pid = st.pid, "the status file of '{name}' names a process that is not its QEMU; re-adopting from the host");
+                return self.recover(
+                    name,
+                    &file,
+                    &format!("its status file named pid {} which is not its QEMU", st.pid),
+                    procs,
+                );
+            }
             tracing::warn!(
                 domain = name,
                 pid = st.pid,
                 "QEMU died while the daemon was down"
             );
+            let live = DomainDef::parse_str(&st.domain_xml, flags, &self.hooks).ok();
             start::cleanup_host(&st.paths);
             start::log_line(
                 &st.paths,
                 "shutting down, reason=daemon (QEMU exited while the daemon was down)",
             );
+            if let Some(d) = &live {
+                let ports: Vec<(String, String)> = crate::network::network_nics(d)
+                    .into_iter()
+                    .filter_map(|(_, net, _, p)| Some((net, p?)))
+                    .collect();
+                self.release_ports_of(&ports);
+            }
             status::remove(&file);
-            if let Some(obj) = existing {
+            if let Some(obj) = self.domains.find_by_name(name).map(|e| e.obj) {
                 let ident = {
                     let mut s = obj.lock();
                     s.state = DomainState::Shutoff;
                     s.reason = StopReason::Daemon.shutoff_reason();
                     let mut ident = s.ident();
-                    ident.id = live.id;
+                    ident.id = live.as_ref().and_then(|d| d.id);
                     ident
                 };
                 self.publish(crate::domain_event::DomainEvent::lifecycle(
@@ -147,7 +307,19 @@ impl QemuDriver {
             }
             return None;
         };
-        let id = live.id;
+        let live = match DomainDef::parse_str(&st.domain_xml, flags, &self.hooks) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(file = %file.display(), "the live definition of '{name}' does not parse: {e}; re-adopting from the host");
+                drop(pidfd);
+                return self.recover(
+                    name,
+                    &file,
+                    &format!("the live definition in its status file does not parse ({e})"),
+                    procs,
+                );
+            }
+        };
         let rt = Arc::new(Runtime::new(
             st.pid,
             st.start_time,
@@ -156,8 +328,29 @@ impl QemuDriver {
             st.paths.clone(),
             MonitorState::Connecting,
         ));
+        let obj = self.install(name, live, rt, None)?;
+        {
+            let mut s = obj.lock();
+            s.state = DomainState::from_number(st.state).unwrap_or(DomainState::Running);
+            s.reason = st.reason;
+            s.fake_reboot = st.fake_reboot;
+            s.pending_removals = st.pending_removals.clone();
+        }
+        Some(obj)
+    }
+
+    /// Puts a running domain in the list with its live definition and
+    /// process: the existing object (a persistent domain) or a new one.
+    fn install(
+        &self,
+        name: &str,
+        live: DomainDef,
+        rt: Arc<Runtime>,
+        unmanaged: Option<String>,
+    ) -> Option<Arc<DomainObj>> {
+        let id = live.id;
         let live = Arc::new(live);
-        let obj = match existing {
+        let obj = match self.domains.find_by_name(name).map(|e| e.obj) {
             Some(obj) => obj,
             None => {
                 let obj = Arc::new(DomainObj::new_inactive(live.clone(), false, false));
@@ -168,18 +361,113 @@ impl QemuDriver {
                 obj
             }
         };
-        {
-            let mut s = obj.lock();
-            if s.persistent {
-                s.new_def = Some(s.def.clone());
+        let mut s = obj.lock();
+        if s.persistent {
+            s.new_def = Some(s.def.clone());
+        }
+        s.def = live;
+        s.id = id;
+        s.state = DomainState::Running;
+        s.reason = reason::RUNNING_UNKNOWN;
+        s.runtime = Some(rt);
+        s.unmanaged = unmanaged;
+        drop(s);
+        Some(obj)
+    }
+
+    /// Re-adopts domain `name` from the host when its status file cannot
+    /// be trusted (`why`): its QEMU among `procs`, the monitor at the
+    /// known path, the persistent definition (or, without one, a minimal
+    /// one from the command line: unmanaged). The status file is then
+    /// written anew. Without a QEMU the domain is not running: the file
+    /// goes aside and the domain stays shut off.
+    fn recover(
+        self: &Arc<Self>,
+        name: &str,
+        file: &Path,
+        why: &str,
+        procs: &[QemuProc],
+    ) -> Option<Arc<DomainObj>> {
+        let env = self.env.as_ref()?;
+        let m = marker(&env.lib_dir);
+        let mut found = procs
+            .iter()
+            .filter(|p| p.guest_name().as_deref() == Some(name));
+        let Some(p) = found.next() else {
+            tracing::warn!(domain = name, "no QEMU runs for '{name}'; it is shut off");
+            set_aside(file);
+            return None;
+        };
+        if let Some(other) = found.next() {
+            tracing::error!(
+                domain = name,
+                "two QEMUs carry '{name}' (pids {} and {}); adopting the first",
+                p.pid,
+                other.pid
+            );
+        }
+        let domain_dir = p.domain_dir(&m)?;
+        let id = dir_id(&domain_dir);
+        let uuid = p.opt("-uuid").and_then(common::xml::values::Uuid::parse);
+        let Ok(pidfd) = PidFd::open(p.pid) else {
+            set_aside(file);
+            return None;
+        };
+        let paths = DomainPaths {
+            monitor: domain_dir.join("monitor.sock"),
+            log: env.log_dir.join(format!("{name}.log")),
+            domain_dir,
+        };
+        let persistent = self
+            .domains
+            .find_by_name(name)
+            .map(|e| e.obj.lock().def.clone())
+            .filter(|d| Some(d.uuid) == uuid);
+        let (live, unmanaged) = match persistent {
+            Some(d) => {
+                // What the start gave it: the same aliases and disk nodes.
+                let mut d = (*d).clone();
+                d.id = id;
+                crate::command::alias::assign(&mut d);
+                crate::command::disk::assign_indices(&mut d);
+                (d, None)
             }
-            s.def = live;
-            s.id = id;
-            s.state = DomainState::from_number(st.state).unwrap_or(DomainState::Running);
-            s.reason = st.reason;
-            s.fake_reboot = st.fake_reboot;
-            s.pending_removals = st.pending_removals.clone();
-            s.runtime = Some(rt);
+            None => match minimal_def(name, uuid, id, p, &self.hooks) {
+                Some(d) => (d, Some(why.to_owned())),
+                None => {
+                    tracing::error!(
+                        domain = name,
+                        "cannot describe the QEMU of '{name}' (pid {}); left running unadopted",
+                        p.pid
+                    );
+                    return None;
+                }
+            },
+        };
+        let rt = Arc::new(Runtime::new(
+            p.pid,
+            pidfd::start_time(p.pid),
+            pidfd,
+            None,
+            paths,
+            MonitorState::Connecting,
+        ));
+        let obj = self.install(name, live, rt, unmanaged.clone())?;
+        set_aside(file);
+        if let Err(e) = self.save_status(&obj) {
+            tracing::error!(domain = name, "{}", e.message);
+        }
+        match unmanaged {
+            Some(u) => tracing::error!(
+                domain = name,
+                pid = p.pid,
+                "re-adopted '{name}' unmanaged: {u}; it has no persistent definition"
+            ),
+            None => tracing::warn!(
+                domain = name,
+                pid = p.pid,
+                "re-adopted '{name}' from its QEMU and persistent definition ({why})"
+            ),
         }
         Some(obj)
     }
@@ -429,54 +717,78 @@ impl QemuDriver {
     }
 }
 
-/// Kills QEMU processes of a start that the previous daemon did not finish
-/// (killed between spawn and the status write): their command line names
-/// a master key under our `lib_dir`, and no status file names them. Their
+/// Kills QEMU processes that no status file (or start record) explains:
+/// left by a daemon killed between spawning QEMU and writing the start
+/// record, which cannot happen any more, or by hand-removed files. Their
 /// domain directories go with them.
-fn kill_orphans(lib_dir: &std::path::Path, adopted: &[i32]) {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    let marker = format!("{}/domain-", lib_dir.display());
-    for e in procs.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        if adopted.contains(&pid) {
+fn kill_orphans(lib_dir: &Path, procs: &[QemuProc], adopted: &[i32]) {
+    let m = marker(lib_dir);
+    for p in procs {
+        if adopted.contains(&p.pid) {
             continue;
         }
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-        let is_ours = args.iter().any(|a| *a == b"-no-shutdown")
-            && args.iter().any(|a| {
-                let a = String::from_utf8_lossy(a);
-                a.contains(&marker) && a.contains("master-key.aes")
-            });
-        if !is_ours {
-            continue;
-        }
-        tracing::warn!(pid, "killing a QEMU left by an unfinished start");
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        // Its domain directory: the one its master key lives in.
-        for a in &args {
-            let a = String::from_utf8_lossy(a);
-            if let Some(at) = a.find(&marker) {
-                let rest = &a[at..];
-                if let Some(end) = rest.find("/master-key.aes") {
-                    let _ = std::fs::remove_dir_all(&rest[..end]);
-                }
-            }
+        tracing::warn!(pid = p.pid, "killing a QEMU that no status file names");
+        kill_now(p.pid);
+        if let Some(dir) = p.domain_dir(&m) {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
 
-/// The `id` attribute of the live `<domain>` in a status file.
-fn status_id(domain_xml: &str) -> Option<i32> {
-    let root = common::xml::parse(domain_xml).ok()?;
-    root.attr("id")?.parse().ok()
+/// SIGKILL to `pid`, then a short wait for it to go (it is not our child:
+/// PID 1 reaps it).
+fn kill_now(pid: i32) {
+    let fd = PidFd::open(pid).ok();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    if let Some(fd) = fd {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !fd.has_exited() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// A definition for a QEMU whose domain we know nothing else of: its name,
+/// UUID, id, memory and vCPUs from the command line.
+fn minimal_def(
+    name: &str,
+    uuid: Option<common::xml::values::Uuid>,
+    id: Option<i32>,
+    p: &QemuProc,
+    hooks: &crate::hooks::QemuHooks,
+) -> Option<DomainDef> {
+    let uuid = uuid?;
+    // `-m size=65536k` or `-m 64` (MiB).
+    let kib = p
+        .opt("-m")
+        .map(|m| m.strip_prefix("size=").unwrap_or(m))
+        .map(|m| m.split(',').next().unwrap_or(m))
+        .and_then(|m| match m.strip_suffix('k') {
+            Some(k) => k.parse::<u64>().ok(),
+            None => m
+                .strip_suffix('M')
+                .unwrap_or(m)
+                .parse::<u64>()
+                .ok()
+                .map(|v| v * 1024),
+        })
+        .unwrap_or(1024);
+    let vcpus = p
+        .opt("-smp")
+        .and_then(|s| s.split(',').next()?.parse::<u32>().ok())
+        .unwrap_or(1);
+    let id_attr = id.map(|i| format!(" id='{i}'")).unwrap_or_default();
+    let xml = format!(
+        "<domain type='qemu'{id_attr}><name>{}</name><uuid>{uuid}</uuid><memory unit='KiB'>{kib}</memory><vcpu>{vcpus}</vcpu><os><type>hvm</type></os></domain>",
+        common::xml::escape(name)
+    );
+    let flags = ParseFlags {
+        inactive: false,
+        validate: false,
+        allow_post_parse_fail: true,
+    };
+    DomainDef::parse_str(&xml, flags, hooks).ok()
 }

@@ -148,6 +148,26 @@ impl Monitor {
     }
 }
 
+impl MonitorError {
+    /// The driver's error for a failed command (`what` says which step
+    /// it was, when the command alone does not): OPERATION_TIMEOUT when
+    /// QEMU did not answer within the bound, OPERATION_FAILED otherwise.
+    pub fn to_virt_error(&self, what: Option<&str>) -> common::VirtError {
+        let (code, prefix) = match self {
+            MonitorError::Timeout { .. } => (
+                common::ErrorCode::OperationTimeout,
+                "Timed out during operation",
+            ),
+            _ => (common::ErrorCode::OperationFailed, "operation failed"),
+        };
+        let msg = match what {
+            Some(w) => format!("{prefix}: {w}: {self}"),
+            None => format!("{prefix}: {self}"),
+        };
+        common::VirtError::new(code, common::ErrorDomain::Qemu, msg)
+    }
+}
+
 /// `arguments` of a command: left out when there are none.
 fn non_empty(v: Value) -> Option<Value> {
     match v {

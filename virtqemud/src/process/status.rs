@@ -40,8 +40,17 @@ pub struct Status {
     pub fake_reboot: bool,
     /// Devices whose unplug QEMU has not completed yet (aliases).
     pub pending_removals: Vec<String>,
-    /// The live definition, as XML (with its `id`).
+    /// The live definition, as XML (with its `id`). In a start record,
+    /// only the domain's name and UUID.
     pub domain_xml: String,
+    /// A start under way (libvirt's job in the status): the record a
+    /// start writes before it changes anything on the host, replaced by
+    /// the real status when the start completes and removed when it
+    /// fails. A restarted daemon that finds one undoes the start.
+    pub starting: bool,
+    /// In a start record: the network ports (network, port UUID) the
+    /// start creates, so that an interrupted one can release them.
+    pub ports: Vec<(String, String)>,
 }
 
 impl Status {
@@ -54,6 +63,9 @@ impl Status {
         ));
         if let Some(t) = self.start_time {
             s.push_str(&format!(" starttime='{t}'"));
+        }
+        if self.starting {
+            s.push_str(" job='start'");
         }
         s.push_str(">\n");
         for (name, p) in [
@@ -69,6 +81,13 @@ impl Status {
         }
         if self.fake_reboot {
             s.push_str("  <fakereboot/>\n");
+        }
+        for (network, uuid) in &self.ports {
+            s.push_str("  <port network='");
+            escape_attr_into(&mut s, network);
+            s.push_str("' uuid='");
+            escape_attr_into(&mut s, uuid);
+            s.push_str("'/>\n");
         }
         for alias in &self.pending_removals {
             s.push_str("  <pendingremoval alias='");
@@ -128,6 +147,21 @@ impl Status {
                 })
                 .collect(),
             domain_xml: domain.to_xml(),
+            starting: match root.attr("job") {
+                None => false,
+                Some("start") => true,
+                Some(other) => return Err(format!("unknown job '{other}'")),
+            },
+            ports: root
+                .children
+                .iter()
+                .filter_map(|c| match c {
+                    common::xml::Child::Element(e) if e.name == "port" => {
+                        Some((e.attr("network")?.to_owned(), e.attr("uuid")?.to_owned()))
+                    }
+                    _ => None,
+                })
+                .collect(),
         })
     }
 }
@@ -200,6 +234,8 @@ mod tests {
             fake_reboot: true,
             pending_removals: vec!["virtio-disk1".into(), "a'b".into()],
             domain_xml: "<domain type='qemu' id='1'>\n  <name>vm</name>\n</domain>\n".into(),
+            starting: false,
+            ports: Vec::new(),
         };
         let text = st.to_xml();
         assert_eq!(Status::parse(&text).expect("parse"), st);
@@ -212,5 +248,16 @@ mod tests {
         remove(&tmp.path().join("vm.xml"));
         assert!(scan(tmp.path()).is_empty());
         assert!(Status::parse("<domstatus state='1'/>").is_err());
+        let rec = Status {
+            starting: true,
+            ports: vec![(
+                "default".into(),
+                "c0ffee00-0000-4000-8000-000000000001".into(),
+            )],
+            pid: 0,
+            start_time: None,
+            ..st
+        };
+        assert_eq!(Status::parse(&rec.to_xml()).expect("parse record"), rec);
     }
 }
