@@ -228,8 +228,8 @@ pub enum MonitorState {
     Connecting,
     /// Connected.
     Connected(Monitor),
-    /// The connection failed; retried in the background.
-    Failed(String),
+    /// The connection failed (the error); retried in the background.
+    Failed(VirtError),
 }
 
 /// A running QEMU: what the driver holds while the domain is active.
@@ -293,7 +293,13 @@ impl Runtime {
         match res {
             Ok(Ok(m)) => match &*m {
                 MonitorState::Connected(m) => Ok(m.clone()),
-                MonitorState::Failed(why) => Err(not_connected(why)),
+                // Keeps the error's code: a QEMU that did not answer in
+                // time is OPERATION_TIMEOUT.
+                MonitorState::Failed(e) => Err(VirtError::new(
+                    e.code,
+                    ErrorDomain::Qemu,
+                    format!("QEMU monitor is not connected: {}", e.message),
+                )),
                 MonitorState::Connecting => Err(not_connected("still connecting")),
             },
             _ => Err(not_connected("still connecting")),

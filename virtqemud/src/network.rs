@@ -8,7 +8,7 @@
 //! and started next to virtqemud when it does not answer, as virtstoraged.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::domain::device::interface::NetSource;
 use common::domain::{Device, DomainDef};
@@ -40,7 +40,7 @@ pub struct NicPort {
 #[derive(Clone, Debug)]
 pub struct NetworkClient {
     socket: PathBuf,
-    spawn: bool,
+    peer: crate::storage::Peer,
     channel: std::sync::Arc<Mutex<Option<Channel>>>,
     watching: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
@@ -50,7 +50,10 @@ fn err(code: ErrorCode, msg: String) -> VirtError {
 }
 
 fn status_err(what: &str, s: &tonic::Status) -> VirtError {
-    let e = VirtError::from_status(s);
+    with_context(what, VirtError::from_status(s))
+}
+
+fn with_context(what: &str, e: VirtError) -> VirtError {
     VirtError::new(e.code, e.domain, format!("{what}: {}", e.message))
 }
 
@@ -60,7 +63,13 @@ impl NetworkClient {
     pub fn new(paths: &Paths, spawn: bool) -> NetworkClient {
         NetworkClient {
             socket: paths.socket("virtnetworkd", SocketKind::ReadWrite),
-            spawn,
+            peer: crate::storage::Peer::new(
+                paths,
+                "virtnetworkd",
+                "network daemon",
+                ErrorDomain::Network,
+                spawn,
+            ),
             channel: std::sync::Arc::new(Mutex::new(None)),
             watching: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
@@ -73,30 +82,7 @@ impl NetworkClient {
         if let Some(c) = ch.as_ref() {
             return Ok(NetworkServiceClient::new(traced(c.clone())));
         }
-        let c = match common::client::connect_unix(&self.socket).await {
-            Ok(c) => c,
-            Err(first) => {
-                if self.spawn {
-                    crate::storage::spawn_sibling("virtnetworkd");
-                }
-                let deadline = Instant::now() + Duration::from_secs(5);
-                loop {
-                    match common::client::connect_unix(&self.socket).await {
-                        Ok(c) => break c,
-                        Err(e) if Instant::now() >= deadline => {
-                            return Err(err(
-                                ErrorCode::OperationFailed,
-                                format!(
-                                    "operation failed: cannot reach the network daemon at '{}': {first}; {e}",
-                                    self.socket.display()
-                                ),
-                            ));
-                        }
-                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                    }
-                }
-            }
-        };
+        let c = self.peer.connect(Duration::from_secs(5)).await?;
         *ch = Some(c.clone());
         Ok(NetworkServiceClient::new(traced(c)))
     }
@@ -119,7 +105,10 @@ impl NetworkClient {
         portid: Option<&str>,
         reclaim: bool,
     ) -> Result<NicPort, VirtError> {
-        let mut c = self.client().await?;
+        let mut c = self
+            .client()
+            .await
+            .map_err(|e| with_context(&format!("cannot get a port on network '{network}'"), e))?;
         let uuid = portid
             .map(|u| format!("<uuid>{u}</uuid>"))
             .unwrap_or_default();
@@ -136,16 +125,36 @@ impl NetworkClient {
             reclaim,
             validate: false,
         };
-        let port = match c.create_port(req).await {
-            Ok(r) => r.into_inner().port.unwrap_or_default(),
-            Err(s) => {
-                if s.code() == tonic::Code::Unavailable {
-                    self.reset().await;
+        // A start gives every port its UUID: then a try cut off by a broken
+        // connection (virtnetworkd died or restarted under it) can be made
+        // again, and a port the first try made is found as ours.
+        let what = format!("cannot get a port on network '{network}'");
+        let mut tried = false;
+        let port = loop {
+            match c.create_port(req.clone()).await {
+                Ok(r) => break r.into_inner().port.unwrap_or_default(),
+                Err(s) if tried && s.code() == tonic::Code::AlreadyExists => {
+                    break self
+                        .port_of(
+                            &mut c,
+                            network,
+                            portid.unwrap_or_default(),
+                            &def.uuid.to_string(),
+                        )
+                        .await
+                        .map_err(|e| with_context(&what, e))?;
                 }
-                return Err(status_err(
-                    &format!("cannot get a port on network '{network}'"),
-                    &s,
-                ));
+                Err(s) if crate::storage::retryable(&s) => {
+                    self.reset().await;
+                    let broken = self.peer.unavailable(format!("{what}: {}", s.message()));
+                    if tried || portid.is_none() {
+                        return Err(broken);
+                    }
+                    tracing::warn!(network, "{}: trying again", broken.message);
+                    tried = true;
+                    c = self.client().await.map_err(|e| with_context(&what, e))?;
+                }
+                Err(s) => return Err(status_err(&what, &s)),
             }
         };
         let bridge = plug_bridge(&port.xml).ok_or_else(|| {
@@ -169,12 +178,50 @@ impl NetworkClient {
         })
     }
 
+    /// Port `uuid` of `network`, which must be owned by domain `owner`.
+    async fn port_of(
+        &self,
+        c: &mut NetworkServiceClient<TracedChannel>,
+        network: &str,
+        uuid: &str,
+        owner: &str,
+    ) -> Result<npb::Port, VirtError> {
+        let req = npb::LookupPortRequest {
+            port: Some(npb::PortRef {
+                network: Some(npb::NetworkRef {
+                    by: Some(npb::network_ref::By::Name(network.to_owned())),
+                }),
+                uuid: uuid.to_owned(),
+            }),
+        };
+        let port = c
+            .lookup_port(req)
+            .await
+            .map_err(|s| VirtError::from_status(&s))?
+            .into_inner()
+            .port
+            .unwrap_or_default();
+        let theirs = common::xml::parse(&port.xml)
+            .ok()
+            .and_then(|r| r.child("owner")?.child("uuid").map(|u| u.text()))
+            .unwrap_or_default();
+        if theirs.trim() != owner {
+            return Err(err(
+                ErrorCode::NetworkPortExist,
+                format!("Network port with UUID {uuid} already exists"),
+            ));
+        }
+        Ok(port)
+    }
+
     /// Deletes a port of `network`; an unknown one (or network) is fine.
+    /// Deleting is idempotent: a try cut off by a broken connection is
+    /// made once more on a new one.
     ///
     /// # Errors
-    /// virtnetworkd cannot be reached or refuses.
+    /// virtnetworkd cannot be reached (NO_CONNECT naming it) or refuses.
     pub async fn delete_port(&self, network: &str, port_uuid: &str) -> Result<(), VirtError> {
-        let mut c = self.client().await?;
+        let what = format!("cannot release port {port_uuid} of network '{network}'");
         let req = npb::DeletePortRequest {
             port: Some(npb::PortRef {
                 network: Some(npb::NetworkRef {
@@ -183,17 +230,20 @@ impl NetworkClient {
                 uuid: port_uuid.to_owned(),
             }),
         };
-        match c.delete_port(req).await {
-            Ok(_) => Ok(()),
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
-            Err(s) => {
-                if s.code() == tonic::Code::Unavailable {
+        let mut tried = false;
+        loop {
+            let mut c = self.client().await.map_err(|e| with_context(&what, e))?;
+            match c.delete_port(req.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(s) if s.code() == tonic::Code::NotFound => return Ok(()),
+                Err(s) if crate::storage::retryable(&s) => {
                     self.reset().await;
+                    if tried {
+                        return Err(self.peer.unavailable(format!("{what}: {}", s.message())));
+                    }
+                    tried = true;
                 }
-                Err(status_err(
-                    &format!("cannot release port {port_uuid} of network '{network}'"),
-                    &s,
-                ))
+                Err(s) => return Err(status_err(&what, &s)),
             }
         }
     }

@@ -11,8 +11,18 @@
 //! When its socket does not answer and we may spawn it (no systemd socket
 //! activation to do it for us), virtqemud starts the `virtstoraged` next
 //! to its own binary, with the same `VIRT_ROOT`, and waits for its health.
+//!
+//! [`Peer`] is that way of reaching a peer daemon, shared with
+//! virtnetworkd's client (`crate::network`): a peer that cannot be reached
+//! gives NO_CONNECT (gRPC UNAVAILABLE) naming the daemon and its socket;
+//! one virtqemud started and that exited at once fails the call at once,
+//! with its exit status and last line of output (it writes to
+//! `<log_dir>/<daemon>.log`). A lookup that fails because the connection
+//! broke (the peer died or restarted under the call) is read-only and is
+//! tried once more on a new connection ([`retryable`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::domain::Device;
@@ -84,22 +94,139 @@ fn err(code: ErrorCode, msg: String) -> VirtError {
     VirtError::new(code, ErrorDomain::Storage, msg)
 }
 
+/// A peer daemon virtqemud calls (virtstoraged, virtnetworkd): how to
+/// reach it, and whether to start it when it does not answer.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// The daemon, e.g. `virtstoraged`.
+    pub name: &'static str,
+    /// What it is, for messages: `storage daemon`.
+    pub what: &'static str,
+    /// The error domain of its failures.
+    pub domain: ErrorDomain,
+    /// Its read-write socket.
+    pub socket: PathBuf,
+    /// Whether virtqemud may start it.
+    pub spawn: bool,
+    /// Where a daemon virtqemud starts writes its output.
+    pub log_dir: PathBuf,
+}
+
+impl Peer {
+    /// Peer `name` of the daemons of `paths`.
+    pub fn new(
+        paths: &Paths,
+        name: &'static str,
+        what: &'static str,
+        domain: ErrorDomain,
+        spawn: bool,
+    ) -> Peer {
+        Peer {
+            name,
+            what,
+            domain,
+            socket: paths.socket(name, SocketKind::ReadWrite),
+            spawn,
+            log_dir: paths.log_dir.clone(),
+        }
+    }
+
+    /// NO_CONNECT (gRPC UNAVAILABLE): the peer cannot be reached.
+    pub fn unavailable(&self, why: impl std::fmt::Display) -> VirtError {
+        VirtError::new(
+            ErrorCode::NoConnect,
+            self.domain,
+            format!(
+                "cannot reach the {} {} at '{}': {why}",
+                self.what,
+                self.name,
+                self.socket.display()
+            ),
+        )
+    }
+
+    /// A connection to the peer: at once when it answers; else, when we
+    /// may, it is started and waited for, at most `wait` (less when it
+    /// exits first).
+    ///
+    /// # Errors
+    /// NO_CONNECT naming the daemon, its socket and why.
+    pub async fn connect(&self, wait: Duration) -> Result<Channel, VirtError> {
+        let first = match common::client::connect_unix(&self.socket).await {
+            Ok(c) => return Ok(c),
+            Err(e) => e,
+        };
+        let started = if self.spawn {
+            spawn_peer(self.name, &self.log_dir)
+        } else {
+            None
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            let last = match common::client::connect_unix(&self.socket).await {
+                Ok(c) => return Ok(c),
+                Err(e) => e,
+            };
+            if let Some(s) = &started
+                && let Some(status) = s.exited()
+            {
+                return Err(self.unavailable(format!(
+                    "{first}; it was not running, virtqemud started it and it exited ({status}){}",
+                    s.last_line().map(|l| format!(": {l}")).unwrap_or_default()
+                )));
+            }
+            if Instant::now() >= deadline {
+                let tried = if started.is_some() {
+                    "; virtqemud started it"
+                } else if self.spawn {
+                    "; it could not be started"
+                } else {
+                    ""
+                };
+                return Err(self.unavailable(format!(
+                    "{first}{tried}; still not answering after {} ms: {last}",
+                    wait.as_millis()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Whether a failed call of a peer failed in the transport (the
+/// connection broke or could not be made: the peer died or restarted),
+/// not in the peer's own handling, which always names its error.
+pub fn retryable(s: &tonic::Status) -> bool {
+    common::error::status_detail(s).is_none()
+        && matches!(
+            s.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+        )
+}
+
 /// virtstoraged, as a client of it.
 #[derive(Debug)]
 pub struct StorageClient {
-    socket: PathBuf,
-    /// Whether virtqemud may start virtstoraged itself.
-    spawn: bool,
+    peer: Peer,
     channel: Mutex<Option<Channel>>,
 }
+
+/// How long a call waits for virtstoraged to answer (when virtqemud
+/// starts it, or it is just restarting).
+const CONNECT_WAIT: Duration = Duration::from_secs(5);
 
 impl StorageClient {
     /// A client of the virtstoraged of `paths`; `spawn`: start it when it
     /// does not answer.
     pub fn new(paths: &Paths, spawn: bool) -> StorageClient {
         StorageClient {
-            socket: paths.socket("virtstoraged", SocketKind::ReadWrite),
-            spawn,
+            peer: Peer::new(
+                paths,
+                "virtstoraged",
+                "storage daemon",
+                ErrorDomain::Storage,
+                spawn,
+            ),
             channel: Mutex::new(None),
         }
     }
@@ -114,41 +241,9 @@ impl StorageClient {
         if let Some(c) = ch.as_ref() {
             return Ok(StorageServiceClient::new(traced(c.clone())));
         }
-        let c = match common::client::connect_unix(&self.socket).await {
-            Ok(c) => c,
-            Err(first) => {
-                if self.spawn {
-                    spawn_sibling("virtstoraged");
-                }
-                self.connect_until(wait).await.map_err(|e| {
-                    err(
-                        ErrorCode::OperationFailed,
-                        format!(
-                            "operation failed: cannot reach the storage daemon at '{}': {first}; {e}",
-                            self.socket.display()
-                        ),
-                    )
-                })?
-            }
-        };
+        let c = self.peer.connect(wait).await?;
         *ch = Some(c.clone());
         Ok(StorageServiceClient::new(traced(c)))
-    }
-
-    async fn connect_until(&self, wait: Duration) -> Result<Channel, String> {
-        let deadline = Instant::now() + wait;
-        loop {
-            match common::client::connect_unix(&self.socket).await {
-                Ok(c) => return Ok(c),
-                Err(e) if Instant::now() >= deadline => {
-                    return Err(format!(
-                        "still not answering after {} ms: {e}",
-                        wait.as_millis()
-                    ));
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
     }
 
     /// Forgets the connection (after an error, the daemon may have
@@ -160,15 +255,18 @@ impl StorageClient {
     /// Waits, at most `bound`, until virtstoraged answers its health
     /// check (it has finished initialising and autostarting pools).
     pub async fn wait_ready(&self, bound: Duration) -> bool {
-        wait_healthy(&self.socket, bound).await
+        wait_healthy(&self.peer.socket, bound).await
     }
 
-    /// Resolves volume `vol` of pool `pool`.
+    /// Resolves volume `vol` of pool `pool`. The lookup is read-only: when
+    /// the connection breaks under it (virtstoraged died or restarted), it
+    /// is tried once more on a new connection (which starts virtstoraged
+    /// again when we may).
     ///
     /// # Errors
-    /// virtstoraged cannot be reached, or does not know the volume.
+    /// virtstoraged cannot be reached (NO_CONNECT naming it), or does not
+    /// know the volume.
     pub async fn resolve(&self, pool: &str, vol: &str) -> Result<ResolvedVolume, VirtError> {
-        let mut c = self.client(Duration::from_secs(5)).await?;
         let req = spb::GetVolumeXmlRequest {
             volume: Some(spb::VolumeRef {
                 by: Some(spb::volume_ref::By::PoolVolume(spb::PoolVolume {
@@ -177,21 +275,38 @@ impl StorageClient {
                 })),
             }),
         };
-        let xml = match c.get_volume_xml(req).await {
-            Ok(r) => r.into_inner().xml,
-            Err(s) => {
-                if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::Unknown {
+        let fail = |e: VirtError| {
+            VirtError::new(
+                e.code,
+                e.domain,
+                format!(
+                    "cannot resolve volume '{vol}' in pool '{pool}': {}",
+                    e.message
+                ),
+            )
+        };
+        let mut tried = false;
+        let xml = loop {
+            let mut c = self.client(CONNECT_WAIT).await.map_err(fail)?;
+            match c.get_volume_xml(req.clone()).await {
+                Ok(r) => break r.into_inner().xml,
+                Err(s) if retryable(&s) => {
                     self.reset().await;
+                    if tried {
+                        return Err(fail(self.peer.unavailable(format!(
+                            "the connection broke twice: {}",
+                            s.message()
+                        ))));
+                    }
+                    tracing::warn!(
+                        pool,
+                        volume = vol,
+                        "virtstoraged went away during a volume lookup ({}): trying again",
+                        s.message()
+                    );
+                    tried = true;
                 }
-                let e = VirtError::from_status(&s);
-                return Err(VirtError::new(
-                    e.code,
-                    e.domain,
-                    format!(
-                        "cannot resolve volume '{vol}' in pool '{pool}': {}",
-                        e.message
-                    ),
-                ));
+                Err(s) => return Err(fail(VirtError::from_status(&s))),
             }
         };
         parse_volume(pool, vol, &xml)
@@ -276,25 +391,83 @@ pub async fn wait_healthy(socket: &Path, bound: Duration) -> bool {
 
 /// Starts daemon `name` (`virtstoraged`, `virtnetworkd`) from our own
 /// directory, detached (its own session), with our environment (so the
-/// same `VIRT_ROOT`).
-pub fn spawn_sibling(name: &str) {
+/// same `VIRT_ROOT`), its output to `<log dir>/<name>.log` of `paths`.
+pub fn spawn_sibling(name: &str, paths: &Paths) {
+    spawn_peer(name, &paths.log_dir);
+}
+
+/// A daemon virtqemud started.
+#[derive(Debug)]
+pub struct Started {
+    status: Arc<OnceLock<std::process::ExitStatus>>,
+    log: Option<PathBuf>,
+    log_start: u64,
+}
+
+impl Started {
+    /// Its exit status once it has exited.
+    pub fn exited(&self) -> Option<std::process::ExitStatus> {
+        self.status.get().copied()
+    }
+
+    /// The last line it wrote since it was started.
+    pub fn last_line(&self) -> Option<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(self.log.as_ref()?).ok()?;
+        let len = f.metadata().ok()?.len();
+        let from = self.log_start.max(len.saturating_sub(4096));
+        f.seek(SeekFrom::Start(from)).ok()?;
+        let mut text = String::new();
+        f.take(4096).read_to_string(&mut text).ok()?;
+        text.lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_owned)
+    }
+}
+
+fn spawn_peer(name: &str, log_dir: &Path) -> Option<Started> {
     let Some(bin) = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(|d| d.join(name)))
         .filter(|p| p.is_file())
     else {
         tracing::warn!("{name} is not next to virtqemud: not starting it");
-        return;
+        return None;
     };
-    start_detached(&bin, name);
+    start_detached(&bin, name, log_dir)
 }
 
-fn start_detached(bin: &Path, name: &str) {
+fn start_detached(bin: &Path, name: &str, log_dir: &Path) -> Option<Started> {
     use std::os::unix::process::CommandExt;
+    let log = log_dir.join(format!("{name}.log"));
+    let out = std::fs::create_dir_all(log_dir)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+        })
+        .map_err(|e| {
+            tracing::warn!(
+                "cannot open {}: {e}; {name}'s output is lost",
+                log.display()
+            )
+        })
+        .ok();
+    let log_start = out
+        .as_ref()
+        .and_then(|f| f.metadata().ok())
+        .map_or(0, |m| m.len());
+    let (stdout, stderr) = match out.as_ref().map(|f| (f.try_clone(), f.try_clone())) {
+        Some((Ok(a), Ok(b))) => (a.into(), b.into()),
+        _ => (std::process::Stdio::null(), std::process::Stdio::null()),
+    };
     let mut c = std::process::Command::new(bin);
     c.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        .stdout(stdout)
+        .stderr(stderr);
     // SAFETY: only setsid between fork and exec.
     unsafe {
         c.pre_exec(|| {
@@ -305,13 +478,25 @@ fn start_detached(bin: &Path, name: &str) {
     }
     match c.spawn() {
         Ok(mut child) => {
-            tracing::info!(pid = child.id(), "started {name}");
-            // Reap it when it exits (it may idle out).
+            tracing::info!(pid = child.id(), log = %log.display(), "started {name}");
+            let status = Arc::new(OnceLock::new());
+            let seen = status.clone();
+            // Reap it when it exits (it may idle out, or fail at once).
             std::thread::spawn(move || {
-                let _ = child.wait();
+                if let Ok(st) = child.wait() {
+                    let _ = seen.set(st);
+                }
             });
+            Some(Started {
+                status,
+                log: out.map(|_| log),
+                log_start,
+            })
         }
-        Err(e) => tracing::error!("cannot start {}: {e}", bin.display()),
+        Err(e) => {
+            tracing::error!("cannot start {}: {e}", bin.display());
+            None
+        }
     }
 }
 

@@ -727,13 +727,14 @@ impl QemuDriver {
         let (obj, rt) = self.active(r)?;
         let _job = obj.begin_job().await?;
         self.still(&obj, &rt)?;
-        {
+        let was = {
             let mut st = obj.lock();
             if st.state == DomainState::Paused {
                 return Ok(());
             }
             st.pause_reason = Some(reason::PAUSED_USER);
-        }
+            st.reason
+        };
         let mon = rt.monitor().await?;
         if let Err(e) = mon.execute(qapi::qmp::stop {}).await {
             obj.lock().pause_reason = None;
@@ -744,8 +745,26 @@ impl QemuDriver {
         wait_for_state(&obj, |s| s != DomainState::Running).await;
         self.mark_paused(&obj, reason::PAUSED_USER);
         // The watcher may still be writing the change: the reply must not
-        // come before the status file has it.
-        self.save_status(&obj)?;
+        // come before the status file has it. When the file cannot say
+        // "paused" (disk full), the pause is undone: QEMU, the state and
+        // the file agree again, and the call fails (docs/state-files.md).
+        if let Err(e) = self.save_status(&obj) {
+            let undone = mon.execute(qapi::qmp::cont {}).await.is_ok();
+            if undone {
+                wait_for_state(&obj, |s| s != DomainState::Paused).await;
+                self.mark_running(&obj, was);
+            }
+            let now = if undone {
+                "the domain keeps running"
+            } else {
+                "the domain is paused, its status file says running"
+            };
+            return Err(VirtError::new(
+                e.code,
+                e.domain,
+                format!("{}; {now}", e.message),
+            ));
+        }
         Ok(())
     }
 

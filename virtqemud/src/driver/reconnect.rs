@@ -31,9 +31,6 @@ use crate::monitor::EventReceiver;
 use crate::process::pidfd::{self, PidFd};
 use crate::process::{DomainPaths, start, status};
 
-/// How long `reconnect_all` waits for the monitors before it lets the
-/// daemon serve (the rest continues in the background).
-const RECONNECT_WAIT: Duration = Duration::from_secs(3);
 /// How long the resolution of an adopted domain's volumes waits for
 /// virtstoraged to answer its health check before it tries anyway.
 const STORAGE_WAIT: Duration = Duration::from_secs(5);
@@ -144,7 +141,6 @@ impl QemuDriver {
             return;
         };
         let procs = qemu_processes(&env.lib_dir);
-        let mut tasks = Vec::new();
         let mut max_id = 0;
         let mut adopted = Vec::new();
         for (name, path, parsed) in status::scan(&env.run_dir) {
@@ -181,7 +177,7 @@ impl QemuDriver {
                 max_id = max_id.max(id);
             }
             let d = self.clone();
-            tasks.push(tokio::spawn(async move { d.connect_adopted(obj).await }));
+            tokio::spawn(async move { d.connect_adopted(obj).await });
         }
         self.next_id
             .fetch_max(max_id + 1, std::sync::atomic::Ordering::Relaxed);
@@ -190,13 +186,9 @@ impl QemuDriver {
         // no domain of ours holds any more.
         self.run_releaser();
         tokio::spawn(self.clone().collect_stale_ports());
-        if tasks.is_empty() {
-            return;
-        }
-        let all = futures::future::join_all(tasks);
-        if tokio::time::timeout(RECONNECT_WAIT, all).await.is_err() {
-            tracing::warn!("some monitors are still connecting; continuing in the background");
-        }
+        // The monitors connect in the background: a call that needs one
+        // waits for it (bounded, `Runtime::monitor`), the others are
+        // served at once, so one QEMU that does not answer delays nobody.
     }
 
     /// Undoes a start a previous daemon did not finish: kills what it
@@ -495,7 +487,7 @@ impl QemuDriver {
                         Ok((mon, events))
                     }
                     Err(e) => {
-                        rt.set_monitor(MonitorState::Failed(e.message.clone()));
+                        rt.set_monitor(MonitorState::Failed(e.clone()));
                         Err(e)
                     }
                 }
