@@ -1,7 +1,11 @@
 # Makefile: entry points of the virt workspace (GNU make).
 #
 #   make run        set up the host, build, run the four daemons in the foreground
-#   make test       set up the host, build, run every test (unit, end-to-end, Python client)
+#   make test       set up the host, build, run every test (unit, end-to-end, Python client;
+#                   includes a short run of the kill-anywhere soak)
+#   make soak       the kill-anywhere soak: 1000 rounds of a random call cut by kill -9
+#                   of a random daemon, every invariant checked after each restart
+#                   (SOAK_ARGS: e.g. "--rounds 5000 --seed 7 --keep-going"; root)
 #   make setup-host install missing Debian packages (alias: make setup)
 #   make build      cargo build of all binaries (debug)
 #   make lint       rustfmt check and clippy with -D warnings
@@ -25,7 +29,7 @@ UNITDIR ?= /etc/systemd/system
 DAEMONS := virtqemud virtstoraged virtnetworkd virtproxyd
 UNITS := $(notdir $(wildcard systemd/*.service systemd/*.socket))
 
-.PHONY: all setup setup-host build run test lint fmt clippy install install-bin install-units \
+.PHONY: all setup setup-host build run test soak lint fmt clippy install install-bin install-units \
 	release uninstall clean
 
 all: build
@@ -45,6 +49,13 @@ run: setup-host build
 # client test (tests/) from a Rust test, so plain `cargo test` runs it all.
 test: setup-host build
 	$(CARGO) test --workspace -- --test-threads=2
+
+# The kill-anywhere soak (tests/src/soak.rs): its own command, debug build
+# like the tests (the daemons are found beside it). Prints the seed, a line
+# per round and the figures; exits 1 on a broken invariant.
+SOAK_ARGS ?= --rounds 1000
+soak: setup-host build
+	$(CARGO) run -p tests --bin soak -- $(SOAK_ARGS)
 
 # The benchmarks beside libvirt (release builds); not part of `test`.
 # BENCH_ARGS=--quick: fewer rounds. bench runs them all, one after the other

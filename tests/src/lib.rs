@@ -845,4 +845,5 @@ pub fn kill_qemus_under(root: &Path) {
 pub mod netns;
 pub mod pki;
 pub mod python;
+pub mod soak;
 pub mod virtsh;

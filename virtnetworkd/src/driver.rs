@@ -12,6 +12,7 @@
 //! `define_lock` serialises the choice of bridge names across define and
 //! create (taken before any job).
 
+mod journal;
 mod lifecycle;
 mod ports;
 mod update;
@@ -151,8 +152,10 @@ impl NetworkDriver {
             .unwrap_or_else(|| crate::firewall::DEFAULT_TABLE.to_owned());
         let driver = Arc::new(NetworkDriver::with_dirs(dirs, &table));
         crate::bridge::sweep_deleting();
+        let updates = driver.roll_forward_files();
         driver.load_definitions();
         driver.adopt_running().await;
+        driver.finish_updates(updates).await;
         driver.autostart_once().await;
         driver
     }

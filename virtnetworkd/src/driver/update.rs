@@ -102,6 +102,26 @@ impl NetworkDriver {
         } else {
             None
         };
+        // A live change takes several writes: journal their result first,
+        // so a daemon killed half-way finishes it at its next start.
+        let journalled = if let Some(l) = &new_live {
+            let j = super::journal::Journal {
+                config: new_config.as_deref().cloned(),
+                live: Some((**l).clone()),
+                restart: req.section.affects_dnsmasq() && !req.section.hup_is_enough(),
+            };
+            let run = self.run_dir.clone();
+            let name = l.name.clone();
+            blocking(move || {
+                super::journal::write(&run, &name, &j).map_err(|e| {
+                    super::system_error(format!("cannot write the update journal: {e}"))
+                })
+            })
+            .await?;
+            true
+        } else {
+            false
+        };
         if let Some(d) = &new_config {
             let store = self.store.clone();
             let (n, t) = (
@@ -111,7 +131,13 @@ impl NetworkDriver {
                     ..FormatFlags::default()
                 }),
             );
-            blocking(move || store.save(&n, &t).map_err(|e| persist_error(&e))).await?;
+            let saved = blocking(move || store.save(&n, &t).map_err(|e| persist_error(&e))).await;
+            if let Err(e) = saved {
+                if journalled {
+                    super::journal::remove(&self.run_dir, &d.name);
+                }
+                return Err(e);
+            }
         }
         let mut new_rt = rt.clone();
         if let Some(d) = &new_live {
@@ -120,22 +146,46 @@ impl NetworkDriver {
             let def = d.clone();
             let mut rt = rt.unwrap_or_default();
             let section = req.section;
-            new_rt = Some(
-                blocking(move || {
-                    if section.affects_dnsmasq() {
-                        rt.dnsmasq =
-                            host.refresh_dnsmasq(&def, rt.dnsmasq, !section.hup_is_enough())?;
+            let run = self.run_dir.clone();
+            let live_done = blocking(move || {
+                if section.affects_dnsmasq() {
+                    rt.dnsmasq =
+                        host.refresh_dnsmasq(&def, rt.dnsmasq, !section.hup_is_enough())?;
+                }
+                status
+                    .save(&NetworkStatus {
+                        def: (*def).clone(),
+                        runtime: rt.clone(),
+                    })
+                    .map_err(super::system_error)?;
+                super::journal::remove(&run, &def.name);
+                Ok(rt)
+            })
+            .await;
+            match live_done {
+                Ok(rt) => new_rt = Some(rt),
+                Err(e) => {
+                    // Nothing persisted half: the definition file as it was.
+                    if new_config.is_some() {
+                        let store = self.store.clone();
+                        let (n, t) = (
+                            persistent_def.name.clone(),
+                            persistent_def.to_xml(FormatFlags {
+                                inactive: true,
+                                ..FormatFlags::default()
+                            }),
+                        );
+                        if let Err(pe) =
+                            blocking(move || store.save(&n, &t).map_err(|e| persist_error(&e)))
+                                .await
+                        {
+                            tracing::error!(network = %persistent_def.name, "cannot put the definition back after a failed live update: {}", pe.message);
+                        }
                     }
-                    status
-                        .save(&NetworkStatus {
-                            def: (*def).clone(),
-                            runtime: rt.clone(),
-                        })
-                        .map_err(super::system_error)?;
-                    Ok(rt)
-                })
-                .await?,
-            );
+                    super::journal::remove(&self.run_dir, &d.name);
+                    return Err(e);
+                }
+            }
         }
         let mut st = obj.lock();
         match (new_live, new_config) {
