@@ -69,6 +69,29 @@ impl Daemon for Networkd {
     }
 }
 
+/// Runs a call that changes state to its end even when its client goes
+/// away. tonic drops a handler's future when the connection closes (a
+/// client killed mid-call, e.g. virtqemud while it takes a port): a
+/// driver call dropped between two of its steps (a file written, memory
+/// not yet updated) would leave them disagreeing until the next restart
+/// brought back what the client believed undone. In a task of its own
+/// the call always finishes; only the answer may be lost.
+async fn to_completion<T, F>(call: F) -> Result<T, Status>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, VirtError>> + Send + 'static,
+{
+    match tokio::spawn(call).await {
+        Ok(r) => r.map_err(Status::from),
+        Err(e) => Err(VirtError::new(
+            ErrorCode::InternalError,
+            ErrorDomain::Network,
+            format!("internal error: the call's task failed: {e}"),
+        )
+        .to_status()),
+    }
+}
+
 // === conversions ===
 
 fn invalid_arg(msg: impl Into<String>) -> Status {
@@ -257,7 +280,8 @@ impl NetworkService for Networkd {
         req: Request<pb::DefineNetworkRequest>,
     ) -> Result<Response<pb::DefineNetworkResponse>, Status> {
         let req = req.into_inner();
-        let n = self.driver.define_xml(&req.xml, req.validate).await?;
+        let d = self.driver.clone();
+        let n = to_completion(async move { d.define_xml(&req.xml, req.validate).await }).await?;
         Ok(Response::new(pb::DefineNetworkResponse {
             network: Some(network_msg(&n)),
         }))
@@ -268,7 +292,8 @@ impl NetworkService for Networkd {
         req: Request<pb::CreateNetworkRequest>,
     ) -> Result<Response<pb::CreateNetworkResponse>, Status> {
         let req = req.into_inner();
-        let n = self.driver.create_xml(&req.xml, req.validate).await?;
+        let d = self.driver.clone();
+        let n = to_completion(async move { d.create_xml(&req.xml, req.validate).await }).await?;
         Ok(Response::new(pb::CreateNetworkResponse {
             network: Some(network_msg(&n)),
         }))
@@ -279,7 +304,8 @@ impl NetworkService for Networkd {
         req: Request<pb::UndefineNetworkRequest>,
     ) -> Result<Response<pb::UndefineNetworkResponse>, Status> {
         let r = obj_ref(req.get_ref().network.as_ref())?;
-        self.driver.undefine(&r).await?;
+        let d = self.driver.clone();
+        to_completion(async move { d.undefine(&r).await }).await?;
         Ok(Response::new(pb::UndefineNetworkResponse {}))
     }
 
@@ -288,7 +314,8 @@ impl NetworkService for Networkd {
         req: Request<pb::StartNetworkRequest>,
     ) -> Result<Response<pb::StartNetworkResponse>, Status> {
         let r = obj_ref(req.get_ref().network.as_ref())?;
-        self.driver.start(&r).await?;
+        let d = self.driver.clone();
+        to_completion(async move { d.start(&r).await }).await?;
         Ok(Response::new(pb::StartNetworkResponse {}))
     }
 
@@ -297,7 +324,8 @@ impl NetworkService for Networkd {
         req: Request<pb::DestroyNetworkRequest>,
     ) -> Result<Response<pb::DestroyNetworkResponse>, Status> {
         let r = obj_ref(req.get_ref().network.as_ref())?;
-        self.driver.destroy(&r).await?;
+        let d = self.driver.clone();
+        to_completion(async move { d.destroy(&r).await }).await?;
         Ok(Response::new(pb::DestroyNetworkResponse {}))
     }
 
@@ -315,7 +343,8 @@ impl NetworkService for Networkd {
             live: req.live,
             config: req.config,
         };
-        self.driver.update(&r, &u).await?;
+        let d = self.driver.clone();
+        to_completion(async move { d.update(&r, &u).await }).await?;
         Ok(Response::new(pb::UpdateNetworkResponse {}))
     }
 
@@ -325,7 +354,8 @@ impl NetworkService for Networkd {
     ) -> Result<Response<pb::SetNetworkAutostartResponse>, Status> {
         let req = req.into_inner();
         let r = obj_ref(req.network.as_ref())?;
-        self.driver.set_autostart(&r, req.autostart).await?;
+        let d = self.driver.clone();
+        to_completion(async move { d.set_autostart(&r, req.autostart).await }).await?;
         Ok(Response::new(pb::SetNetworkAutostartResponse {}))
     }
 
@@ -380,7 +410,9 @@ impl NetworkService for Networkd {
         // reclaimed port is registered like a new one.
         let req = req.into_inner();
         let r = obj_ref(req.network.as_ref())?;
-        let p = self.driver.create_port(&r, &req.xml, req.validate).await?;
+        let d = self.driver.clone();
+        let p =
+            to_completion(async move { d.create_port(&r, &req.xml, req.validate).await }).await?;
         Ok(Response::new(pb::CreatePortResponse {
             port: Some(port_msg(&p)),
         }))
@@ -423,7 +455,8 @@ impl NetworkService for Networkd {
         req: Request<pb::DeletePortRequest>,
     ) -> Result<Response<pb::DeletePortResponse>, Status> {
         let (r, u) = port_ref(req.get_ref().port.as_ref())?;
-        self.driver.delete_port(&r, &u).await?;
+        let d = self.driver.clone();
+        to_completion(async move { d.delete_port(&r, &u).await }).await?;
         Ok(Response::new(pb::DeletePortResponse {}))
     }
 
@@ -457,7 +490,8 @@ impl NetworkService for Networkd {
             .iter()
             .map(|p| Ok((p.field.clone(), param_value(p)?)))
             .collect::<Result<Vec<_>, Status>>()?;
-        self.driver.set_port_params(&r, &u, &params).await?;
+        let d = self.driver.clone();
+        to_completion(async move { d.set_port_params(&r, &u, &params).await }).await?;
         Ok(Response::new(pb::SetPortParametersResponse {}))
     }
 

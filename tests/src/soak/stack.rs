@@ -407,23 +407,32 @@ impl SoakStack {
 
     /// Starts `daemon` (again) and waits until it answers health SERVING.
     /// If another instance runs already (virtqemud started it), that one
-    /// is adopted.
+    /// is adopted. If the new one exits because its pid file is still
+    /// locked by a process that is not that daemon (a child forked by the
+    /// killed one that has not exec'd, say), it is spawned again until the
+    /// lock is free; the returned notes say who held it.
     ///
     /// # Errors
     /// It neither came up nor is another instance running, within
-    /// [`RESTART_TIMEOUT`]; the message carries its output.
-    pub async fn restart(&mut self, daemon: &'static str) -> Result<(), String> {
-        let mut b = Daemon::builder(daemon, &self.root).env("RUST_LOG", "info");
-        if daemon == "virtnetworkd" {
-            b = b.env("VIRT_NETWORK_NFT_TABLE", &self.ctx.names.table);
-        }
-        let mut d = b.spawn();
+    /// [`RESTART_TIMEOUT`]; the message carries its output and the pid
+    /// file's holders.
+    pub async fn restart(&mut self, daemon: &'static str) -> Result<Vec<String>, String> {
+        let spawn = |me: &SoakStack| {
+            let mut b = Daemon::builder(daemon, &me.root).env("RUST_LOG", "info");
+            if daemon == "virtnetworkd" {
+                b = b.env("VIRT_NETWORK_NFT_TABLE", &me.ctx.names.table);
+            }
+            b.spawn()
+        };
+        let mut d = spawn(self);
+        let mut notes = Vec::new();
         let sock = self.socket(daemon);
+        let pid_file = self.root.pid_file(daemon);
         let deadline = Instant::now() + RESTART_TIMEOUT;
         loop {
             if d.try_wait().is_some() {
                 // Lost the pid file to an instance virtqemud started?
-                let other = std::fs::read_to_string(self.root.pid_file(daemon))
+                let other = std::fs::read_to_string(&pid_file)
                     .ok()
                     .and_then(|t| t.trim().parse::<i32>().ok())
                     .filter(|p| {
@@ -433,20 +442,33 @@ impl SoakStack {
                     && serving(&sock).await
                 {
                     self.daemons.insert(daemon, Handle::Adopted(pid));
-                    return Ok(());
+                    return Ok(notes);
+                }
+                let holders = lock_holders(&pid_file);
+                if notes.is_empty() {
+                    notes.push(format!(
+                        "{daemon} refused to start: {}; pid file held by {}",
+                        tail(&d.output(), 1).trim(),
+                        if holders.is_empty() {
+                            "nobody (now)".to_owned()
+                        } else {
+                            holders.join("; ")
+                        }
+                    ));
                 }
                 if Instant::now() >= deadline {
                     return Err(format!(
-                        "{daemon} exited at restart; output:\n{}",
+                        "{daemon} exited at restart; output:\n{}pid file held by: {holders:?}",
                         tail(&d.output(), 40)
                     ));
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                d = spawn(self);
                 continue;
             }
             if sock.exists() && serving(&sock).await {
                 self.daemons.insert(daemon, Handle::Owned(d));
-                return Ok(());
+                return Ok(notes);
             }
             if Instant::now() >= deadline {
                 return Err(format!(
@@ -688,6 +710,42 @@ async fn serving(sock: &Path) -> bool {
         tokio::time::timeout(Duration::from_secs(2), attempt).await,
         Ok(Some(ServingStatus::Serving))
     )
+}
+
+/// The processes with `path` open, each as "pid (state, parent) cmdline"
+/// (who holds a pid file's lock).
+pub fn lock_holders(path: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        let holds = fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path));
+        if holds {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, r)| r.split_whitespace().next().unwrap_or("?").to_owned())
+                })
+                .unwrap_or_default();
+            let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+            out.push(format!(
+                "{pid} (state {state}, wchan {wchan}, parent {:?}) {:?}",
+                ppid(pid),
+                cmdline(pid)
+            ));
+        }
+    }
+    out
 }
 
 /// The last `n` lines of `text`.
