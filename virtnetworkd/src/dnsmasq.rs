@@ -250,6 +250,22 @@ impl DnsmasqDirs {
         pidfd::cmdline(p.pid).contains(&want)
     }
 
+    /// The dnsmasq of network `net` its pid file names, if it runs and is
+    /// ours (see [`DnsmasqDirs::is_ours`]): one started just before the
+    /// daemon died, that no status file records yet.
+    pub fn from_pid_file(&self, net: &str) -> Option<DnsmasqProc> {
+        let pid = std::fs::read_to_string(self.pid_file(net))
+            .ok()?
+            .trim()
+            .parse::<i32>()
+            .ok()?;
+        let p = DnsmasqProc {
+            pid,
+            start_time: pidfd::start_time(pid),
+        };
+        self.is_ours(net, &p).then_some(p)
+    }
+
     /// Re-writes the hosts files and tells dnsmasq to re-read them
     /// (SIGHUP), as libvirt's `networkRefreshDhcpDaemon`.
     ///

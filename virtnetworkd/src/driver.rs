@@ -15,9 +15,11 @@
 mod journal;
 mod lifecycle;
 mod ports;
+mod supervise;
 mod update;
 
 pub use ports::{DhcpLease, PortInfo};
+pub use supervise::Backoff;
 pub use update::UpdateRequest;
 
 use std::path::PathBuf;

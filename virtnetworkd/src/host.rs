@@ -256,11 +256,22 @@ impl Host {
         }
         let mut out = rt.clone();
         let mut changed = false;
-        // dnsmasq: ours and alive, else started again.
-        let alive = rt
+        // dnsmasq: ours and alive, else the one its pid file names (started
+        // again by the supervisor just before the daemon died, not yet in
+        // the status file), else started again.
+        let mut alive = rt
             .dnsmasq
             .as_ref()
             .is_some_and(|p| self.dnsmasq.is_ours(&def.name, p));
+        if needs_dnsmasq(def)
+            && !alive
+            && let Some(p) = self.dnsmasq.from_pid_file(&def.name)
+        {
+            tracing::info!(network = %def.name, pid = p.pid, "adopting the dnsmasq its pid file names");
+            out.dnsmasq = Some(p);
+            changed = true;
+            alive = true;
+        }
         if needs_dnsmasq(def) && !alive {
             tracing::warn!(network = %def.name, "dnsmasq is not running: starting it again");
             out.dnsmasq = match self.dnsmasq.start(def) {

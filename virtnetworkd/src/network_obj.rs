@@ -52,6 +52,8 @@ pub struct NetworkState {
     pub runtime: Option<Runtime>,
     /// Its ports by UUID.
     pub ports: BTreeMap<[u8; 16], PortDef>,
+    /// Whether a task supervises its dnsmasq (`driver::supervise`).
+    pub supervised: bool,
 }
 
 impl NetworkState {
@@ -95,6 +97,7 @@ impl NetworkObj {
                 removed: false,
                 runtime: None,
                 ports: BTreeMap::new(),
+                supervised: false,
             }),
         }
     }

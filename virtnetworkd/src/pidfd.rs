@@ -1,7 +1,8 @@
 //! Processes we did not spawn (dnsmasq daemonizes; after a restart of
 //! virtnetworkd none of them is our child): a pid plus its start time
 //! names one process across pid reuse, and a pidfd sees its exit at once.
-//! Blocking: the mechanisms run in `spawn_blocking`.
+//! Blocking: the mechanisms run in `spawn_blocking` (but for
+//! [`PidFd::exited`], which the dnsmasq supervisor awaits).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -90,6 +91,24 @@ impl PidFd {
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
+        Ok(())
+    }
+
+    /// Waits, without blocking a thread, until the process has exited (a
+    /// zombie counts).
+    ///
+    /// # Errors
+    /// The pidfd cannot be registered with the runtime.
+    pub async fn exited(self) -> io::Result<()> {
+        // SAFETY: the OwnedFd is valid and owned by the AsyncFd, which
+        // neither replaces nor closes it while registered.
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(
+                self.fd,
+                tokio::io::Interest::READABLE,
+            )?
+        };
+        let _ready = fd.readable().await?;
         Ok(())
     }
 

@@ -65,6 +65,7 @@ impl NetworkDriver {
             st.info()
         };
         tracing::info!(network = %info.name, bridge = %info.bridge, "network started");
+        self.supervise_dnsmasq(&obj);
         self.publish(&info, Lifecycle::Started);
         Ok(())
     }
@@ -119,6 +120,7 @@ impl NetworkDriver {
                     st.info()
                 };
                 drop(job);
+                self.supervise_dnsmasq(&obj);
                 self.publish(&info, Lifecycle::Started);
                 Ok(info)
             }
@@ -279,6 +281,8 @@ impl NetworkDriver {
                 s.runtime = Some(rt);
                 s.ports = ports.into_iter().map(|p| (p.uuid.0, p)).collect();
                 tracing::info!(network = %name, ports = s.ports.len(), "running network adopted");
+                drop(s);
+                self.supervise_dnsmasq(&obj);
             }
         }
     }

@@ -211,6 +211,9 @@ impl NetworkDriver {
         }
         if active {
             st.runtime = new_rt;
+            drop(st);
+            // A change that made the network need dnsmasq.
+            self.supervise_dnsmasq(&obj);
         }
         Ok(())
     }
