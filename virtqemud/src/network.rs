@@ -53,8 +53,9 @@ fn status_err(what: &str, s: &tonic::Status) -> VirtError {
     with_context(what, VirtError::from_status(s))
 }
 
-fn with_context(what: &str, e: VirtError) -> VirtError {
-    VirtError::new(e.code, e.domain, format!("{what}: {}", e.message))
+fn with_context(what: &str, mut e: VirtError) -> VirtError {
+    e.message = format!("{what}: {}", e.message);
+    e
 }
 
 impl NetworkClient {
@@ -129,11 +130,11 @@ impl NetworkClient {
         // connection (virtnetworkd died or restarted under it) can be made
         // again, and a port the first try made is found as ours.
         let what = format!("cannot get a port on network '{network}'");
-        let mut tried = false;
+        let mut retry = crate::storage::Retry::default();
         let port = loop {
             match c.create_port(req.clone()).await {
                 Ok(r) => break r.into_inner().port.unwrap_or_default(),
-                Err(s) if tried && s.code() == tonic::Code::AlreadyExists => {
+                Err(s) if retry.retried() && s.code() == tonic::Code::AlreadyExists => {
                     break self
                         .port_of(
                             &mut c,
@@ -147,11 +148,15 @@ impl NetworkClient {
                 Err(s) if crate::storage::retryable(&s) => {
                     self.reset().await;
                     let broken = self.peer.unavailable(format!("{what}: {}", s.message()));
-                    if tried || portid.is_none() {
+                    if portid.is_none() {
                         return Err(broken);
                     }
-                    tracing::warn!(network, "{}: trying again", broken.message);
-                    tried = true;
+                    if !retry.retried() {
+                        tracing::warn!(network, "{}: trying again", broken.message);
+                    }
+                    if !retry.again().await {
+                        return Err(broken);
+                    }
                     c = self.client().await.map_err(|e| with_context(&what, e))?;
                 }
                 Err(s) => return Err(status_err(&what, &s)),
@@ -216,7 +221,7 @@ impl NetworkClient {
 
     /// Deletes a port of `network`; an unknown one (or network) is fine.
     /// Deleting is idempotent: a try cut off by a broken connection is
-    /// made once more on a new one.
+    /// made again on a new one (for at most `storage::RETRY_BOUND`).
     ///
     /// # Errors
     /// virtnetworkd cannot be reached (NO_CONNECT naming it) or refuses.
@@ -230,7 +235,7 @@ impl NetworkClient {
                 uuid: port_uuid.to_owned(),
             }),
         };
-        let mut tried = false;
+        let mut retry = crate::storage::Retry::default();
         loop {
             let mut c = self.client().await.map_err(|e| with_context(&what, e))?;
             match c.delete_port(req.clone()).await {
@@ -238,10 +243,9 @@ impl NetworkClient {
                 Err(s) if s.code() == tonic::Code::NotFound => return Ok(()),
                 Err(s) if crate::storage::retryable(&s) => {
                     self.reset().await;
-                    if tried {
+                    if !retry.again().await {
                         return Err(self.peer.unavailable(format!("{what}: {}", s.message())));
                     }
-                    tried = true;
                 }
                 Err(s) => return Err(status_err(&what, &s)),
             }

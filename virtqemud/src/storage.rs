@@ -19,7 +19,9 @@
 //! with its exit status and last line of output (it writes to
 //! `<log_dir>/<daemon>.log`). A lookup that fails because the connection
 //! broke (the peer died or restarted under the call) is read-only and is
-//! tried once more on a new connection ([`retryable`]).
+//! tried again on a new connection, for at most [`RETRY_BOUND`]
+//! ([`retryable`], [`Retry`]); so are virtnetworkd's port calls, which are
+//! made safe to repeat (`crate::network`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -204,6 +206,48 @@ pub fn retryable(s: &tonic::Status) -> bool {
         )
 }
 
+/// How long a call that is safe to repeat is tried again after its
+/// connection broke (the peer died or is restarting).
+pub const RETRY_BOUND: Duration = Duration::from_secs(5);
+
+/// The tries of a call that is safe to repeat: again after a broken
+/// connection, with growing pauses (0.1 s doubling up to 1 s), until
+/// [`RETRY_BOUND`] has passed.
+#[derive(Debug)]
+pub struct Retry {
+    deadline: Instant,
+    tries: u32,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            deadline: Instant::now() + RETRY_BOUND,
+            tries: 0,
+        }
+    }
+}
+
+impl Retry {
+    /// After a broken try: waits and says whether to try again.
+    pub async fn again(&mut self) -> bool {
+        if Instant::now() >= self.deadline {
+            return false;
+        }
+        let pause = Duration::from_millis(100)
+            .saturating_mul(1 << self.tries.min(4))
+            .min(Duration::from_secs(1));
+        self.tries += 1;
+        tokio::time::sleep(pause).await;
+        true
+    }
+
+    /// Whether a try broke already.
+    pub fn retried(&self) -> bool {
+        self.tries > 0
+    }
+}
+
 /// virtstoraged, as a client of it.
 #[derive(Debug)]
 pub struct StorageClient {
@@ -285,26 +329,28 @@ impl StorageClient {
                 ),
             )
         };
-        let mut tried = false;
+        let mut retry = Retry::default();
         let xml = loop {
             let mut c = self.client(CONNECT_WAIT).await.map_err(fail)?;
             match c.get_volume_xml(req.clone()).await {
                 Ok(r) => break r.into_inner().xml,
                 Err(s) if retryable(&s) => {
                     self.reset().await;
-                    if tried {
+                    if !retry.retried() {
+                        tracing::warn!(
+                            pool,
+                            volume = vol,
+                            "virtstoraged went away during a volume lookup ({}): trying again",
+                            s.message()
+                        );
+                    }
+                    if !retry.again().await {
                         return Err(fail(self.peer.unavailable(format!(
-                            "the connection broke twice: {}",
+                            "the connection kept breaking for {} s: {}",
+                            RETRY_BOUND.as_secs(),
                             s.message()
                         ))));
                     }
-                    tracing::warn!(
-                        pool,
-                        volume = vol,
-                        "virtstoraged went away during a volume lookup ({}): trying again",
-                        s.message()
-                    );
-                    tried = true;
                 }
                 Err(s) => return Err(fail(VirtError::from_status(&s))),
             }

@@ -753,6 +753,11 @@ impl QemuDriver {
             if undone {
                 wait_for_state(&obj, |s| s != DomainState::Paused).await;
                 self.mark_running(&obj, was);
+                // As before, also when QEMU's RESUME made the change.
+                let mut st = obj.lock();
+                if st.state == DomainState::Running {
+                    st.reason = was;
+                }
             }
             let now = if undone {
                 "the domain keeps running"
