@@ -13,6 +13,9 @@
 //!   replies are broadcast and reach a client without an address yet).
 //!   dnsmasq pings an address for about 3 s before it offers it: budget
 //!   for that.
+//! - [`dhcp_request`]: one REQUEST for an address the client holds (a
+//!   renewal from its address, or an INIT-REBOOT check without one):
+//!   ACK or NAK.
 //! - [`tcp_connect`]: a TCP connection from inside the namespace.
 //!
 //! The tests run as root; `ip` is used freely here (it is not the
@@ -186,7 +189,19 @@ fn message(
     hostname: Option<&str>,
     extra: &[(u8, Vec<u8>)],
 ) -> Vec<u8> {
+    message_from(kind, xid, mac, Ipv4Addr::UNSPECIFIED, hostname, extra)
+}
+
+fn message_from(
+    kind: u8,
+    xid: u32,
+    mac: [u8; 6],
+    ciaddr: Ipv4Addr,
+    hostname: Option<&str>,
+    extra: &[(u8, Vec<u8>)],
+) -> Vec<u8> {
     let mut m = vec![0u8; 236];
+    m[12..16].copy_from_slice(&ciaddr.octets());
     m[0] = 1; // BOOTREQUEST
     m[1] = 1; // Ethernet
     m[2] = 6;
@@ -392,6 +407,64 @@ pub fn dhcp_lease(
                 .filter(|v| v.len() == 2)
                 .map(|v| u16::from_be_bytes([v[0], v[1]])),
         })
+    })
+}
+
+/// How [`dhcp_request`] asks for an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// A client whose interface has the address renews it (REBINDING:
+    /// broadcast, `ciaddr` set; the server answers to that address).
+    Renew,
+    /// A client that believes it has the address asks to keep it
+    /// (INIT-REBOOT: no address yet, option 50); the server NAKs an
+    /// address leased to someone else.
+    InitReboot,
+}
+
+/// One DHCPREQUEST for `ip` from `mac` on `ifname` inside `ns`: the ACK's
+/// lease, or `None` for a NAK.
+///
+/// # Errors
+/// No answer within `timeout`, or a socket error.
+pub fn dhcp_request(
+    ns: &NetNs,
+    ifname: &str,
+    mac: &str,
+    ip: Ipv4Addr,
+    how: Request,
+    timeout: Duration,
+) -> io::Result<Option<Lease>> {
+    let mac = parse_mac(mac);
+    let ifname = ifname.to_owned();
+    ns.run(move || {
+        let deadline = Instant::now() + timeout;
+        let s = socket_on(&ifname)?;
+        let mut x = [0u8; 4];
+        common::xml::values::os_random(&mut x);
+        let xid = u32::from_ne_bytes(x);
+        let request = match how {
+            Request::Renew => message_from(3, xid, mac, ip, None, &[]),
+            Request::InitReboot => message(3, xid, mac, None, &[(50, ip.octets().to_vec())]),
+        };
+        let ack = exchange(&s, &request, xid, mac, &[5, 6], deadline)?;
+        if ack.kind == 6 {
+            return Ok(None);
+        }
+        Ok(Some(Lease {
+            ip: ack.yiaddr,
+            server: ack.opt_ip(54).unwrap_or(Ipv4Addr::UNSPECIFIED),
+            prefix: ack.opt_ip(1).map_or(32, |m| u32::from(m).leading_ones()),
+            router: ack.opt_ip(3),
+            lease_secs: ack
+                .opt(51)
+                .filter(|v| v.len() == 4)
+                .map_or(0, |v| u32::from_be_bytes([v[0], v[1], v[2], v[3]])),
+            mtu: ack
+                .opt(26)
+                .filter(|v| v.len() == 2)
+                .map(|v| u16::from_be_bytes([v[0], v[1]])),
+        }))
     })
 }
 
