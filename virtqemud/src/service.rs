@@ -80,6 +80,16 @@ fn invalid_arg(msg: impl Into<String>) -> Status {
     .to_status()
 }
 
+/// Runs a call that changes state in a task of its own, so that it
+/// finishes even when the client goes away (`common::daemon::completion`).
+async fn done<T, F>(call: F) -> Result<T, Status>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, VirtError>> + Send + 'static,
+{
+    common::daemon::completion::to_completion(ErrorDomain::Qemu, call).await
+}
+
 fn obj_ref(r: Option<&pb::DomainRef>) -> Result<ObjRef, Status> {
     match r.and_then(|r| r.by.as_ref()) {
         None => Err(invalid_arg("domain must be set (name, uuid or id)")),
@@ -299,7 +309,8 @@ impl DomainService for Qemud {
         req: Request<pb::DefineXmlRequest>,
     ) -> Result<Response<pb::DefineXmlResponse>, Status> {
         let req = req.into_inner();
-        let d = self.driver.define_xml(&req.xml, req.validate).await?;
+        let drv = self.driver.clone();
+        let d = done(async move { drv.define_xml(&req.xml, req.validate).await }).await?;
         Ok(Response::new(pb::DefineXmlResponse {
             domain: Some(domain_msg(&d)),
         }))
@@ -312,7 +323,8 @@ impl DomainService for Qemud {
         // No managed save, snapshot, checkpoint, NVRAM or TPM state exists
         // yet, so the flags that remove or keep them change nothing.
         let r = obj_ref(req.get_ref().domain.as_ref())?;
-        self.driver.undefine(&r).await?;
+        let drv = self.driver.clone();
+        done(async move { drv.undefine(&r).await }).await?;
         Ok(Response::new(pb::UndefineResponse {}))
     }
 
@@ -327,10 +339,12 @@ impl DomainService for Qemud {
         if req.reset_nvram {
             return Err(unsupported_flag("reset-nvram"));
         }
-        let d = self
-            .driver
-            .create_xml(&req.xml, req.start_paused, req.validate)
-            .await?;
+        let drv = self.driver.clone();
+        let d = done(async move {
+            drv.create_xml(&req.xml, req.start_paused, req.validate)
+                .await
+        })
+        .await?;
         Ok(Response::new(pb::CreateResponse {
             domain: Some(domain_msg(&d)),
         }))
@@ -350,7 +364,8 @@ impl DomainService for Qemud {
         }
         // No managed save exists yet: bypass_cache and force_boot change
         // nothing.
-        let d = self.driver.start(&r, req.paused).await?;
+        let drv = self.driver.clone();
+        let d = done(async move { drv.start(&r, req.paused).await }).await?;
         Ok(Response::new(pb::StartResponse {
             domain: Some(domain_msg(&d)),
         }))
@@ -363,7 +378,8 @@ impl DomainService for Qemud {
         let req = req.into_inner();
         let r = obj_ref(req.domain.as_ref())?;
         let modes = shutdown_modes(&req.modes)?;
-        self.driver.shutdown(&r, modes).await?;
+        let drv = self.driver.clone();
+        done(async move { drv.shutdown(&r, modes).await }).await?;
         Ok(Response::new(pb::ShutdownResponse {}))
     }
 
@@ -378,7 +394,8 @@ impl DomainService for Qemud {
             0 => REBOOT_TIMEOUT,
             ms => std::time::Duration::from_millis(u64::from(ms)),
         };
-        self.driver.reboot(&r, modes, timeout).await?;
+        let drv = self.driver.clone();
+        done(async move { drv.reboot(&r, modes, timeout).await }).await?;
         Ok(Response::new(pb::RebootResponse {}))
     }
 
@@ -389,9 +406,8 @@ impl DomainService for Qemud {
         let req = req.into_inner();
         let r = obj_ref(req.domain.as_ref())?;
         let f = req.flags.unwrap_or_default();
-        self.driver
-            .attach_device(&r, &req.xml, f.live, f.config)
-            .await?;
+        let drv = self.driver.clone();
+        done(async move { drv.attach_device(&r, &req.xml, f.live, f.config).await }).await?;
         Ok(Response::new(pb::AttachDeviceResponse {}))
     }
 
@@ -404,9 +420,8 @@ impl DomainService for Qemud {
         let f = req.flags.unwrap_or_default();
         // A removal the guest has not completed yet is not an error (as
         // libvirt): it completes later, with a DeviceRemoved event.
-        self.driver
-            .detach_device(&r, &req.xml, f.live, f.config)
-            .await?;
+        let drv = self.driver.clone();
+        done(async move { drv.detach_device(&r, &req.xml, f.live, f.config).await }).await?;
         Ok(Response::new(pb::DetachDeviceResponse {}))
     }
 
@@ -417,9 +432,12 @@ impl DomainService for Qemud {
         let req = req.into_inner();
         let r = obj_ref(req.domain.as_ref())?;
         let f = req.flags.unwrap_or_default();
-        self.driver
-            .detach_device_alias(&r, &req.alias, f.live, f.config)
-            .await?;
+        let drv = self.driver.clone();
+        done(async move {
+            drv.detach_device_alias(&r, &req.alias, f.live, f.config)
+                .await
+        })
+        .await?;
         Ok(Response::new(pb::DetachDeviceAliasResponse {}))
     }
 
@@ -430,9 +448,12 @@ impl DomainService for Qemud {
         let req = req.into_inner();
         let r = obj_ref(req.domain.as_ref())?;
         let f = req.flags.unwrap_or_default();
-        self.driver
-            .update_device(&r, &req.xml, f.live, f.config, f.force)
-            .await?;
+        let drv = self.driver.clone();
+        done(async move {
+            drv.update_device(&r, &req.xml, f.live, f.config, f.force)
+                .await
+        })
+        .await?;
         Ok(Response::new(pb::UpdateDeviceResponse {}))
     }
 
@@ -441,7 +462,8 @@ impl DomainService for Qemud {
         req: Request<pb::ResetRequest>,
     ) -> Result<Response<pb::ResetResponse>, Status> {
         let r = obj_ref(req.get_ref().domain.as_ref())?;
-        self.driver.reset(&r).await?;
+        let drv = self.driver.clone();
+        done(async move { drv.reset(&r).await }).await?;
         Ok(Response::new(pb::ResetResponse {}))
     }
 
@@ -451,10 +473,15 @@ impl DomainService for Qemud {
     ) -> Result<Response<pb::DestroyResponse>, Status> {
         let req = req.into_inner();
         let r = obj_ref(req.domain.as_ref())?;
-        self.driver.destroy(&r, req.graceful).await?;
-        if req.remove_logs {
-            self.driver.remove_logs(&r);
-        }
+        let drv = self.driver.clone();
+        done(async move {
+            drv.destroy(&r, req.graceful).await?;
+            if req.remove_logs {
+                drv.remove_logs(&r);
+            }
+            Ok(())
+        })
+        .await?;
         Ok(Response::new(pb::DestroyResponse {}))
     }
 
@@ -463,7 +490,8 @@ impl DomainService for Qemud {
         req: Request<pb::SuspendRequest>,
     ) -> Result<Response<pb::SuspendResponse>, Status> {
         let r = obj_ref(req.get_ref().domain.as_ref())?;
-        self.driver.suspend(&r).await?;
+        let drv = self.driver.clone();
+        done(async move { drv.suspend(&r).await }).await?;
         Ok(Response::new(pb::SuspendResponse {}))
     }
 
@@ -472,7 +500,8 @@ impl DomainService for Qemud {
         req: Request<pb::ResumeRequest>,
     ) -> Result<Response<pb::ResumeResponse>, Status> {
         let r = obj_ref(req.get_ref().domain.as_ref())?;
-        self.driver.resume(&r).await?;
+        let drv = self.driver.clone();
+        done(async move { drv.resume(&r).await }).await?;
         Ok(Response::new(pb::ResumeResponse {}))
     }
 
@@ -568,9 +597,8 @@ impl DomainService for Qemud {
         req: Request<pb::SetAutostartRequest>,
     ) -> Result<Response<pb::SetAutostartResponse>, Status> {
         let r = obj_ref(req.get_ref().domain.as_ref())?;
-        self.driver
-            .set_autostart(&r, req.get_ref().autostart)
-            .await?;
+        let (drv, on) = (self.driver.clone(), req.get_ref().autostart);
+        done(async move { drv.set_autostart(&r, on).await }).await?;
         Ok(Response::new(pb::SetAutostartResponse {}))
     }
 

@@ -32,6 +32,7 @@ pub mod activation;
 pub mod admin;
 pub mod args;
 pub mod clients;
+pub mod completion;
 pub mod limits;
 pub mod logging;
 #[cfg(feature = "tls")]
