@@ -58,6 +58,26 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
     }
 }
 
+/// How long a pid file lock may stay held after the daemon it names has
+/// died (by a child of it that has forked but not yet exec'd).
+const STALE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether the pid written in the pid file at `path` runs (exists and is
+/// not a zombie). An empty or unreadable file names nobody.
+fn recorded_pid_runs(path: &Path) -> bool {
+    let Some(pid) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .filter(|p| *p > 0)
+    else {
+        return false;
+    };
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+        !st.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
 /// The held pid file: locked for the daemon's life, removed on drop.
 #[derive(Debug)]
 pub struct PidFile {
@@ -83,21 +103,37 @@ impl PidFile {
             .mode(0o644)
             .open(path)
             .map_err(io("open pid file", path))?;
-        let mut lock =
-            Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-                if errno == nix::errno::Errno::EWOULDBLOCK {
-                    SocketError::AlreadyRunning {
-                        daemon: daemon.to_owned(),
-                        path: path.to_path_buf(),
-                    }
-                } else {
-                    SocketError::Io {
-                        what: "lock pid file",
-                        path: path.to_path_buf(),
-                        source: errno.into(),
-                    }
+        // A daemon killed while it forked (a QEMU, dnsmasq, qemu-img)
+        // leaves a child that holds the lock through the inherited
+        // descriptor until it execs, a moment later: while the pid the
+        // file names is dead, wait for that instead of refusing.
+        let deadline = std::time::Instant::now() + STALE_LOCK_WAIT;
+        let mut file = file;
+        let locked = loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Err((f, nix::errno::Errno::EWOULDBLOCK))
+                    if !recorded_pid_runs(path) && std::time::Instant::now() < deadline =>
+                {
+                    file = f;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-            })?;
+                r => break r,
+            }
+        };
+        let mut lock = locked.map_err(|(_, errno)| {
+            if errno == nix::errno::Errno::EWOULDBLOCK {
+                SocketError::AlreadyRunning {
+                    daemon: daemon.to_owned(),
+                    path: path.to_path_buf(),
+                }
+            } else {
+                SocketError::Io {
+                    what: "lock pid file",
+                    path: path.to_path_buf(),
+                    source: errno.into(),
+                }
+            }
+        })?;
         lock.set_len(0).map_err(io("truncate pid file", path))?;
         writeln!(&mut *lock, "{}", std::process::id()).map_err(io("write pid file", path))?;
         Ok(PidFile {
@@ -190,6 +226,44 @@ mod tests {
         assert_eq!(pid, std::process::id());
         drop(first);
         assert!(!p.exists());
+    }
+
+    #[test]
+    fn a_lock_left_by_a_dead_daemons_child_is_waited_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("d.pid");
+        // The "child" holding the lock: another open file description.
+        let holder = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .expect("open");
+        let held = Flock::lock(holder, FlockArg::LockExclusiveNonblock).expect("lock");
+        // The file names a pid that does not run (pid_max is below this).
+        std::fs::write(&p, "2147483646\n").expect("write");
+        let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = released.clone();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            drop(held);
+        });
+        let pf = PidFile::acquire("d", &p).expect("acquired once the holder let go");
+        assert!(
+            released.load(std::sync::atomic::Ordering::SeqCst),
+            "it waited for the holder"
+        );
+        release.join().expect("join");
+        drop(pf);
+        // A live pid in the file (ours): refused.
+        let first = PidFile::acquire("d", &p).expect("first");
+        assert!(matches!(
+            PidFile::acquire("d", &p),
+            Err(SocketError::AlreadyRunning { .. })
+        ));
+        drop(first);
     }
 
     #[test]

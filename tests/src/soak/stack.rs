@@ -154,6 +154,15 @@ pub fn gen_text(generation: u32) -> String {
     format!("soak gen {generation}")
 }
 
+/// A restart that found the pid file still locked.
+#[derive(Debug, Clone)]
+pub struct Blocked {
+    /// What the refused daemon said and who held the lock.
+    pub who: String,
+    /// From the first refusal to the successful start.
+    pub for_: Duration,
+}
+
 /// One daemon of the stack: a child of ours, or one that another daemon
 /// started (virtqemud starts virtstoraged or virtnetworkd when it needs
 /// one that is down) and that we found by its pid file.
@@ -410,13 +419,13 @@ impl SoakStack {
     /// is adopted. If the new one exits because its pid file is still
     /// locked by a process that is not that daemon (a child forked by the
     /// killed one that has not exec'd, say), it is spawned again until the
-    /// lock is free; the returned notes say who held it.
+    /// lock is free; the answer then says who held it and for how long.
     ///
     /// # Errors
     /// It neither came up nor is another instance running, within
     /// [`RESTART_TIMEOUT`]; the message carries its output and the pid
     /// file's holders.
-    pub async fn restart(&mut self, daemon: &'static str) -> Result<Vec<String>, String> {
+    pub async fn restart(&mut self, daemon: &'static str) -> Result<Option<Blocked>, String> {
         let spawn = |me: &SoakStack| {
             let mut b = Daemon::builder(daemon, &me.root).env("RUST_LOG", "info");
             if daemon == "virtnetworkd" {
@@ -425,7 +434,13 @@ impl SoakStack {
             b.spawn()
         };
         let mut d = spawn(self);
-        let mut notes = Vec::new();
+        let mut blocked: Option<(String, Instant)> = None;
+        let answer = |b: Option<(String, Instant)>| {
+            b.map(|(who, since)| Blocked {
+                who,
+                for_: since.elapsed(),
+            })
+        };
         let sock = self.socket(daemon);
         let pid_file = self.root.pid_file(daemon);
         let deadline = Instant::now() + RESTART_TIMEOUT;
@@ -442,18 +457,21 @@ impl SoakStack {
                     && serving(&sock).await
                 {
                     self.daemons.insert(daemon, Handle::Adopted(pid));
-                    return Ok(notes);
+                    return Ok(answer(blocked));
                 }
                 let holders = lock_holders(&pid_file);
-                if notes.is_empty() {
-                    notes.push(format!(
-                        "{daemon} refused to start: {}; pid file held by {}",
-                        tail(&d.output(), 1).trim(),
-                        if holders.is_empty() {
-                            "nobody (now)".to_owned()
-                        } else {
-                            holders.join("; ")
-                        }
+                if blocked.is_none() {
+                    blocked = Some((
+                        format!(
+                            "{daemon} refused to start: {}; pid file held by {}",
+                            tail(&d.output(), 1).trim(),
+                            if holders.is_empty() {
+                                "nobody (now)".to_owned()
+                            } else {
+                                holders.join("; ")
+                            }
+                        ),
+                        Instant::now(),
                     ));
                 }
                 if Instant::now() >= deadline {
@@ -468,7 +486,7 @@ impl SoakStack {
             }
             if sock.exists() && serving(&sock).await {
                 self.daemons.insert(daemon, Handle::Owned(d));
-                return Ok(notes);
+                return Ok(answer(blocked));
             }
             if Instant::now() >= deadline {
                 return Err(format!(
