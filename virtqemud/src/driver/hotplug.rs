@@ -654,7 +654,7 @@ impl QemuDriver {
         if a.live
             && let Some(why) = &st.unmanaged
         {
-            return Err(invalid(&format!(
+            return Err(invalid(format!(
                 "Requested operation is not valid: domain '{}' runs unmanaged ({why}); its devices cannot be changed until it is restarted",
                 st.def.name
             )));

@@ -152,8 +152,8 @@ impl MonitorError {
     /// The driver's error for a failed command (`what` says which step
     /// it was, when the command alone does not): OPERATION_TIMEOUT when
     /// QEMU did not answer within the bound, OPERATION_FAILED otherwise.
-    pub fn to_virt_error(&self, what: Option<&str>) -> common::VirtError {
-        let (code, prefix) = match self {
+    pub fn to_virt_error(self, what: Option<&str>) -> common::VirtError {
+        let (code, prefix) = match &self {
             MonitorError::Timeout { .. } => (
                 common::ErrorCode::OperationTimeout,
                 "Timed out during operation",
