@@ -19,7 +19,24 @@ use tonic::transport::{Channel, Endpoint};
 /// # Errors
 /// The socket cannot be connected.
 pub async fn connect_unix(path: &Path) -> Result<Channel, ConnectError> {
-    let endpoint = Endpoint::from_static("http://localhost");
+    connect_unix_bounded(path, None).await
+}
+
+/// As [`connect_unix`], and every call on the channel that has no answer
+/// (its response headers) within `timeout` fails (CANCELLED, "Timeout
+/// expired"): for a daemon calling a peer that may hang. Streams are
+/// bounded only until they begin.
+///
+/// # Errors
+/// The socket cannot be connected.
+pub async fn connect_unix_bounded(
+    path: &Path,
+    timeout: Option<std::time::Duration>,
+) -> Result<Channel, ConnectError> {
+    let mut endpoint = Endpoint::from_static("http://localhost");
+    if let Some(t) = timeout {
+        endpoint = endpoint.timeout(t);
+    }
     let owned: PathBuf = path.to_path_buf();
     // Probe once so that the error names the path and the OS reason.
     UnixStream::connect(&owned)

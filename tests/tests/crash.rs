@@ -641,3 +641,81 @@ async fn a_hung_monitor_costs_a_bounded_wait_on_its_domain_only() {
     destroy(&mut c, "hung").await;
     destroy(&mut c, "fine").await;
 }
+
+/// A peer daemon that accepts connections but does not answer
+/// (virtnetworkd stopped with SIGSTOP): a start that needs a port fails
+/// after a bounded wait with a clear error, leaves nothing, other calls
+/// stay fast meanwhile, and once the peer runs again the start works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_peer_daemon_costs_a_bounded_wait() {
+    use nix::sys::signal::Signal;
+    let root = TestRoot::new();
+    let bridge = format!("vcp{}", tag(&root));
+    let _cleanup = Cleanup {
+        root: root.path().to_path_buf(),
+        bridge: Some(bridge.clone()),
+    };
+    let bound = Duration::from_secs(BOUND_SECS.parse().expect("bound"));
+    let netd = network(&root, &bridge).await;
+    let qd = qemud(&root).start().await;
+    let mut c = qd.domain(SocketKind::ReadWrite).await;
+    define(&mut c, guest_xml(root.path(), "vm", true)).await;
+    define(&mut c, guest_xml(root.path(), "other", false)).await;
+    // A first start and stop, so that virtqemud holds a connection.
+    start(&mut c, "vm").await;
+    destroy(&mut c, "vm").await;
+
+    let netd_pid = i32::try_from(netd.pid()).expect("pid");
+    signal(netd_pid, Signal::SIGSTOP);
+    let t = Instant::now();
+    let call = {
+        let mut c = c.clone();
+        tokio::spawn(async move {
+            c.start(pb::StartRequest {
+                domain: by_name("vm"),
+                ..Default::default()
+            })
+            .await
+        })
+    };
+    // Meanwhile the rest of virtqemud answers.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t2 = Instant::now();
+    start(&mut c, "other").await;
+    destroy(&mut c, "other").await;
+    let other_took = t2.elapsed();
+    let e = call
+        .await
+        .expect("task")
+        .expect_err("a start with a hung network daemon");
+    let took = t.elapsed();
+    signal(netd_pid, Signal::SIGCONT);
+    println!(
+        "hung virtnetworkd: the start failed after {took:?} ({:?}: {}); another domain's start+destroy took {other_took:?}",
+        e.code(),
+        e.message()
+    );
+    assert!(took < bound * 4 + Duration::from_secs(8), "waited {took:?}");
+    assert!(e.message().contains("network"), "{}", e.message());
+    assert_eq!(state(&mut c, "vm").await, SHUTOFF);
+    assert!(qemus(root.path(), "vm").is_empty());
+    assert!(!status_file(&root, "vm").exists());
+    // Back: the port the cut-off call may have made is released, and the
+    // start works.
+    start(&mut c, "vm").await;
+    assert!(
+        wait_until_async(Duration::from_secs(15), || async {
+            ports(&netd).await == 1
+        })
+        .await,
+        "one port while running"
+    );
+    destroy(&mut c, "vm").await;
+    assert!(
+        wait_until_async(Duration::from_secs(15), || async {
+            ports(&netd).await == 0
+        })
+        .await,
+        "no port after the stop"
+    );
+}

@@ -154,7 +154,10 @@ impl Peer {
     /// # Errors
     /// NO_CONNECT naming the daemon, its socket and why.
     pub async fn connect(&self, wait: Duration) -> Result<Channel, VirtError> {
-        let first = match common::client::connect_unix(&self.socket).await {
+        // A peer that accepts but does not answer (stopped, wedged) costs
+        // a call at most the bound.
+        let bounded = Some(crate::bounds::monitor());
+        let first = match common::client::connect_unix_bounded(&self.socket, bounded).await {
             Ok(c) => return Ok(c),
             Err(e) => e,
         };
@@ -165,7 +168,7 @@ impl Peer {
         };
         let deadline = Instant::now() + wait;
         loop {
-            let last = match common::client::connect_unix(&self.socket).await {
+            let last = match common::client::connect_unix_bounded(&self.socket, bounded).await {
                 Ok(c) => return Ok(c),
                 Err(e) => e,
             };
@@ -421,7 +424,8 @@ pub async fn wait_healthy(socket: &Path, bound: Duration) -> bool {
             let req = tonic_health::pb::HealthCheckRequest {
                 service: String::new(),
             };
-            if let Ok(r) = h.check(req).await
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Ok(Ok(r)) = tokio::time::timeout(left, h.check(req)).await
                 && r.into_inner().status
                     == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
             {
