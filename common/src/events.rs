@@ -125,6 +125,10 @@ impl<E> Shared<E> {
                     .map(|e| Item::Event(e.clone())),
             );
         }
+        // Subscribers that went away since the last publish are dropped
+        // here too: on a bus with no events, watches opened and closed
+        // would otherwise each keep a channel until the next publish.
+        st.subscribers.retain(|tx| !tx.is_closed());
         let (tx, rx) = mpsc::channel(self.depth);
         st.subscribers.push(tx);
         Some(Attached { replay, rx, at })
@@ -392,6 +396,21 @@ mod tests {
         // Resuming right before the oldest buffered event loses nothing.
         let mut sub = bus.subscribe(Some(6));
         assert_eq!(next_event(&mut sub).await, (7, 7));
+    }
+
+    #[test]
+    fn subscriptions_dropped_without_events_are_not_kept() {
+        // A watch opened and closed again and again on a bus that publishes
+        // nothing: the bus keeps no channel of the closed ones (found
+        // while profiling the load run: each kept ~1 KB of the daemon's
+        // memory until the next event).
+        let bus: EventBus<u32> = EventBus::new(8, 8);
+        for _ in 0..100 {
+            drop(bus.subscribe(None));
+        }
+        let live = bus.subscribe(None);
+        assert_eq!(bus.shared.lock().subscribers.len(), 1);
+        drop(live);
     }
 
     #[tokio::test]
