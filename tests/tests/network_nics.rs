@@ -189,8 +189,14 @@ async fn a_network_nic_gets_a_port_and_a_tap_on_the_bridge() {
     })
     .await
     .expect("destroy network");
+    // The old bridge is renamed and deleted in the background
+    // (bridge::teardown): the tap leaves it with it.
     assert!(
-        std::fs::read_link(format!("/sys/class/net/{tap}/master")).is_err(),
+        wait_until(Duration::from_secs(10), || std::fs::read_link(format!(
+            "/sys/class/net/{tap}/master"
+        ))
+        .is_err())
+        .await,
         "off the bridge while the network is down"
     );
     n.start_network(npb::StartNetworkRequest {
