@@ -81,15 +81,7 @@ where
     T: Send + 'static,
     F: std::future::Future<Output = Result<T, VirtError>> + Send + 'static,
 {
-    match tokio::spawn(call).await {
-        Ok(r) => r.map_err(Status::from),
-        Err(e) => Err(VirtError::new(
-            ErrorCode::InternalError,
-            ErrorDomain::Network,
-            format!("internal error: the call's task failed: {e}"),
-        )
-        .to_status()),
-    }
+    common::daemon::completion::to_completion(ErrorDomain::Network, call).await
 }
 
 // === conversions ===

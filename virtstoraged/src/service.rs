@@ -360,15 +360,7 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, VirtError>> + Send + 'static,
 {
-    match tokio::spawn(f).await {
-        Ok(r) => r.map_err(Status::from),
-        Err(e) => Err(VirtError::new(
-            ErrorCode::InternalError,
-            ErrorDomain::Storage,
-            format!("internal error: task failed: {e}"),
-        )
-        .to_status()),
-    }
+    common::daemon::completion::to_completion(ErrorDomain::Storage, f).await
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
