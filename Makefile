@@ -11,6 +11,9 @@
 #   make lint       rustfmt check and clippy with -D warnings
 #   make bench      the benchmarks beside libvirt (release builds; also
 #                   bench-lifecycle, bench-storage, bench-network, bench-proxy alone)
+#   make load       64 clients through virtproxyd for 10 minutes, a mixed workload on
+#                   the four release daemons: no error, no deadlock, p99 latency, and
+#                   every daemon's RSS checked for leaks (root; LOAD_ARGS=--calls N ...)
 #   make install    release build; binaries and systemd units under $(DESTDIR)
 #   make uninstall  remove what install put there
 #   make clean      cargo clean and the run-stack root
@@ -82,6 +85,15 @@ bench-network:
 
 bench-proxy:
 	bash scripts/bench-proxy.sh $(BENCH_ARGS)
+
+# The load run (release builds; not part of `test`, whose short run is
+# tests/tests/load.rs): tests/src/bin/load.rs, the runner tests/src/load.rs.
+# LOAD_ARGS: e.g. --minutes 2, --calls 200000, --clients 32 (load --help).
+LOAD_ARGS ?= --clients 64 --minutes 10
+.PHONY: load
+load:
+	$(CARGO) build --release --workspace --bins
+	target/release/load $(LOAD_ARGS)
 
 lint: fmt clippy
 

@@ -817,6 +817,7 @@ impl Stack {
 }
 pub mod conformance;
 pub mod guest;
+pub mod load;
 
 /// Kills QEMU processes whose command line names `root` (a failed test
 /// must not leave guests behind); for `Drop` guards.

@@ -1,17 +1,19 @@
-//! virtproxyd under load, with real daemons behind it: many concurrent
-//! clients (each its own connection) with no error, a client that never
-//! reads its streams while others call, and the proxy restarted (SIGTERM,
-//! then kill -9) while clients call in a loop.
+//! virtproxyd under load, with real daemons behind it: a client that
+//! never reads its streams while others call, the proxy restarted
+//! (SIGTERM, then kill -9) while clients call in a loop, and many calls of
+//! one TCP client. The 64-client mixed workload through the proxy (with
+//! its no-error, no-deadlock and memory checks) is `tests/tests/load.rs`,
+//! on the runner in `tests::load`.
 //!
-//! The clients reach the proxy through [`dial`], the one function that
-//! makes a client connection (today the proxy's read-write Unix socket;
-//! a TLS variant of [`ProxyAddr`] can take its place). Latency percentiles
-//! are printed to stdout (`cargo test -p tests --test proxy_load --
-//! --nocapture`); nothing here asserts a speed: `make bench-proxy` measures
-//! that (docs/benchmarks-proxy.md).
+//! The clients reach the proxy through `tests::load::dial`, the one
+//! function that makes a client connection (today the proxy's read-write
+//! Unix socket; a TLS variant of `ProxyAddr` can take its place). Latency
+//! percentiles are printed to stdout (`cargo test -p tests --test
+//! proxy_load -- --nocapture`); nothing here asserts a speed: `make
+//! bench-proxy` measures that (docs/benchmarks-proxy.md).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -19,11 +21,11 @@ use std::time::{Duration, Instant};
 use proto::domain::v1 as dom;
 use proto::domain::v1::domain_service_client::DomainServiceClient;
 use proto::network::v1 as net;
-use proto::network::v1::network_service_client::NetworkServiceClient;
 use proto::storage::v1 as sto;
-use proto::storage::v1::storage_service_client::StorageServiceClient;
-use tests::{Daemon, SocketKind, TestRoot, channel_to, wait_until};
-use tonic::transport::Channel;
+use tests::load::{
+    Client, ProxyAddr, by_name, domain_xml, ms, pool_ref, print_percentiles, vol_ref,
+};
+use tests::{Daemon, SocketKind, TestRoot, wait_until};
 
 // ---------------------------------------------------------------------------
 // The host: the four daemons, each kept so the proxy can be restarted
@@ -62,71 +64,8 @@ impl Host {
 }
 
 // ---------------------------------------------------------------------------
-// Clients
+// The simple mix
 // ---------------------------------------------------------------------------
-
-/// Where a client reaches the proxy.
-#[derive(Clone, Debug)]
-enum ProxyAddr {
-    /// The proxy's read-write Unix socket.
-    Unix(PathBuf),
-}
-
-/// Makes one client connection to the proxy: the single seam for other
-/// transports (TLS). The channel dials again by itself after a lost
-/// connection, as virtsh's do (`virtsh::connection::open_channel`).
-async fn dial(addr: &ProxyAddr) -> Channel {
-    match addr {
-        ProxyAddr::Unix(path) => channel_to(path).await,
-    }
-}
-
-/// One client: the three services over one connection.
-#[derive(Clone)]
-struct Client {
-    dom: DomainServiceClient<Channel>,
-    sto: StorageServiceClient<Channel>,
-    net: NetworkServiceClient<Channel>,
-}
-
-impl Client {
-    async fn new(addr: &ProxyAddr) -> Client {
-        let ch = dial(addr).await;
-        Client {
-            dom: DomainServiceClient::new(ch.clone()),
-            sto: StorageServiceClient::new(ch.clone()),
-            net: NetworkServiceClient::new(ch),
-        }
-    }
-}
-
-fn domain_xml(name: &str) -> String {
-    format!(
-        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>32</memory>\
-         <os><type arch='x86_64' machine='q35'>hvm</type></os></domain>"
-    )
-}
-
-fn by_name(name: &str) -> Option<dom::DomainRef> {
-    Some(dom::DomainRef {
-        by: Some(dom::domain_ref::By::Name(name.into())),
-    })
-}
-
-fn pool_ref(name: &str) -> Option<sto::PoolRef> {
-    Some(sto::PoolRef {
-        by: Some(sto::pool_ref::By::Name(name.into())),
-    })
-}
-
-fn vol_ref(pool: &str, name: &str) -> Option<sto::VolumeRef> {
-    Some(sto::VolumeRef {
-        by: Some(sto::volume_ref::By::PoolVolume(sto::PoolVolume {
-            pool: pool.into(),
-            name: name.into(),
-        })),
-    })
-}
 
 /// What the host holds: `domains` domains, `pools` dir pools (defined,
 /// not started) and `networks` isolated networks (defined, not started),
@@ -302,157 +241,15 @@ async fn one_call(c: &mut Client, kind: Kind, n: usize, want: Expect) -> Result<
 }
 
 // ---------------------------------------------------------------------------
-// Percentiles
-// ---------------------------------------------------------------------------
-
-/// Nearest-rank percentile `q` (0..=1) of sorted `s`.
-fn pct(s: &[Duration], q: f64) -> Duration {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
-    s[rank - 1]
-}
-
-/// CPU time of process `pid` so far (all its threads), in ms: the sum of
-/// `/proc/PID/task/*/schedstat`'s first field (ns).
-fn cpu_ms(pid: u32) -> f64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
-    };
-    let ns: u64 = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    #[allow(clippy::cast_precision_loss)] // far below 2^52 ns
-    let ms = ns as f64 / 1e6;
-    ms
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// One stdout line: `label n=.. p50=.. p90=.. p99=.. max=.. ms`.
-fn print_percentiles(label: &str, samples: &mut [Duration]) {
-    samples.sort_unstable();
-    println!(
-        "{label:<28} n={:<6} p50={:.3} p90={:.3} p99={:.3} max={:.3} ms",
-        samples.len(),
-        ms(pct(samples, 0.50)),
-        ms(pct(samples, 0.90)),
-        ms(pct(samples, 0.99)),
-        ms(*samples.last().expect("samples")),
-    );
-}
-
-// ---------------------------------------------------------------------------
-// 64 clients, 10,000 calls
-// ---------------------------------------------------------------------------
-
-const CLIENTS: usize = 64;
-const CALLS: usize = 10_000;
-const DOMAINS: usize = 8;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sixty_four_clients_ten_thousand_calls_without_error() {
-    let host = Host::start().await;
-    let addr = host.addr();
-    let mut setup = Client::new(&addr).await;
-    define_objects(&mut setup, host.root.path(), DOMAINS, 2, 2).await;
-    let want = Expect {
-        domains: DOMAINS,
-        pools: 2,
-        networks: 2,
-    };
-
-    // Every client connects first; then all start together.
-    let mut clients = Vec::with_capacity(CLIENTS);
-    for _ in 0..CLIENTS {
-        clients.push(Client::new(&addr).await);
-    }
-    let go = Arc::new(tokio::sync::Barrier::new(CLIENTS));
-    let pids: Vec<(String, u32)> = std::iter::once(&host.proxy)
-        .chain(&host.owners)
-        .map(|d| (d.name().to_owned(), d.pid()))
-        .collect();
-    let cpu0: Vec<f64> = pids.iter().map(|(_, p)| cpu_ms(*p)).collect();
-    let t0 = Instant::now();
-    let mut tasks = Vec::with_capacity(CLIENTS);
-    for (k, mut c) in clients.into_iter().enumerate() {
-        // 10,000 calls in all: the first CALLS % CLIENTS clients make one more.
-        let calls = CALLS / CLIENTS + usize::from(k < CALLS % CLIENTS);
-        let go = go.clone();
-        tasks.push(tokio::spawn(async move {
-            go.wait().await;
-            let mut samples: Vec<(Kind, Duration)> = Vec::with_capacity(calls);
-            let mut errors = Vec::new();
-            for i in 0..calls {
-                // Clients start at different points of the mix.
-                let kind = KINDS[(i + k) % KINDS.len()];
-                let t = Instant::now();
-                let r = one_call(&mut c, kind, i + k, want).await;
-                samples.push((kind, t.elapsed()));
-                if let Err(e) = r {
-                    errors.push(format!("client {k} call {i}: {e}"));
-                }
-            }
-            (samples, errors)
-        }));
-    }
-    let mut by_kind: BTreeMap<Kind, Vec<Duration>> = BTreeMap::new();
-    let mut all = Vec::with_capacity(CALLS);
-    let mut errors = Vec::new();
-    for t in tasks {
-        let (samples, errs) = t.await.expect("client task");
-        errors.extend(errs);
-        for (kind, d) in samples {
-            by_kind.entry(kind).or_default().push(d);
-            all.push(d);
-        }
-    }
-    let wall = t0.elapsed();
-    assert_eq!(all.len(), CALLS);
-    assert!(
-        errors.is_empty(),
-        "{} of {CALLS} calls failed; first ones: {:#?}",
-        errors.len(),
-        &errors[..errors.len().min(10)]
-    );
-    println!(
-        "proxy load: {CLIENTS} clients, {CALLS} calls in {:.2} s ({:.0} calls/s), no error",
-        wall.as_secs_f64(),
-        f64::from(u32::try_from(CALLS).expect("fits")) / wall.as_secs_f64()
-    );
-    let cpu: Vec<String> = pids
-        .iter()
-        .zip(&cpu0)
-        .map(|((name, pid), c0)| {
-            format!(
-                "{name} {:.3}",
-                (cpu_ms(*pid) - c0) / f64::from(u32::try_from(CALLS).expect("fits"))
-            )
-        })
-        .collect();
-    println!("daemon CPU per call, ms: {}", cpu.join(", "));
-    print_percentiles("all calls", &mut all);
-    for (kind, mut v) in by_kind {
-        print_percentiles(&format!("{kind:?}"), &mut v);
-    }
-    // Nothing changed behind the proxy.
-    assert_eq!(counts(&mut setup).await.expect("counts"), (DOMAINS, 2, 2));
-}
-
-// ---------------------------------------------------------------------------
 // A client that never reads its streams
 // ---------------------------------------------------------------------------
 
 /// Bound on each call of the other clients: generous (two shared cores,
 /// debug builds); a stall shows as a timeout here, never as a slow pass.
 const CALL_BOUND: Duration = Duration::from_secs(10);
+
+/// Domains defined for the simple mix.
+const DOMAINS: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_that_never_reads_its_streams_does_not_stall_the_others() {
