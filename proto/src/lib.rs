@@ -14,8 +14,14 @@
 //! Each RPC carries a `(virt.common.v1.access)` option; the build turns those
 //! into [`METHOD_ACCESS`], the one table every daemon and the proxy consult to
 //! decide whether a socket may call a method.
+//!
+//! Every generated client and server uses [`codec::VirtCodec`]: prost's
+//! codec, except that a request that cannot be decoded is INVALID_ARGUMENT
+//! naming the message and field (tonic's own answer is INTERNAL).
 
 #![allow(clippy::all, missing_docs, missing_debug_implementations)]
+
+pub mod codec;
 
 /// `virt.common.v1`: access annotation, error detail, typed parameters.
 pub mod common {

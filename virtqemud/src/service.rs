@@ -660,12 +660,12 @@ mod fast {
     use std::sync::{Arc, Mutex, PoisonError};
 
     use prost::bytes::{BufMut, Bytes};
+    use proto::codec::VirtDecoder;
     use proto::domain::v1 as pb;
     use tonic::body::Body;
     use tonic::codec::{Codec, EncodeBuf, Encoder};
     use tonic::server::NamedService;
     use tonic::{Request, Response, Status};
-    use tonic_prost::ProstDecoder;
 
     use super::{DomainServiceServer, Qemud, list_filter, state_msg};
     use crate::driver::{ListFilter, ListStamp, Listed};
@@ -759,14 +759,14 @@ mod fast {
         type Encode = Encoded;
         type Decode = pb::ListAllDomainsRequest;
         type Encoder = CopyEncoder;
-        type Decoder = ProstDecoder<pb::ListAllDomainsRequest>;
+        type Decoder = VirtDecoder<pb::ListAllDomainsRequest>;
 
         fn encoder(&mut self) -> CopyEncoder {
             CopyEncoder
         }
 
         fn decoder(&mut self) -> Self::Decoder {
-            ProstDecoder::default()
+            VirtDecoder::default()
         }
     }
 
