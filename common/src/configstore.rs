@@ -17,6 +17,31 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil;
 
+/// The longest name of an object whose definition is stored as
+/// `<name>.xml` (domains, networks, pools), in bytes. Every file a daemon
+/// derives from the name must fit the file system's 255-byte file names:
+/// the longest is the temporary file of an atomic write of
+/// `<name>.addnhosts` (`.<name>.addnhosts.<pid>.<n>.tmp`, up to 45 bytes
+/// more). libvirt has no limit of its own and fails at the write instead.
+pub const MAX_NAME: usize = 200;
+
+/// Why `name` is too long for [`MAX_NAME`], if it is (the start of the name
+/// and its length, for an error about the field `name`).
+pub fn name_too_long(name: &str) -> Option<String> {
+    if name.len() <= MAX_NAME {
+        return None;
+    }
+    let mut end = 32.min(name.len());
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(format!(
+        "name '{}...' is too long ({} bytes, at most {MAX_NAME})",
+        &name[..end],
+        name.len()
+    ))
+}
+
 /// libvirt's header of every stored definition (comments are dropped when
 /// the file is read back).
 const HEADER: &str = "<!--\n\
@@ -271,6 +296,21 @@ impl ConfigStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_fit_the_file_names_made_from_them() {
+        assert_eq!(name_too_long(&"a".repeat(MAX_NAME)), None);
+        let why = name_too_long(&"é".repeat(MAX_NAME)).expect("too long");
+        assert!(why.contains("(400 bytes, at most 200)"), "{why}");
+        // The longest derived file still fits 255 bytes.
+        let longest = format!(
+            ".{}.addnhosts.{}.{}.tmp",
+            "a".repeat(MAX_NAME),
+            u32::MAX,
+            u64::MAX
+        );
+        assert!(longest.len() <= 255, "{}", longest.len());
+    }
 
     #[test]
     fn save_scan_autostart_delete() {

@@ -264,7 +264,8 @@ impl VirtError {
         self
     }
 
-    /// The one mapping to a gRPC status, with the detail encoded.
+    /// The one mapping to a gRPC status, with the detail encoded. A
+    /// message longer than [`MAX_STATUS_MESSAGE`] is cut there (see it).
     pub fn to_status(&self) -> Status {
         let detail = ErrorDetail {
             code: self.code.number(),
@@ -274,7 +275,7 @@ impl VirtError {
         };
         Status::with_details(
             self.grpc_code.unwrap_or_else(|| self.code.grpc_code()),
-            self.message.clone(),
+            clip_message(&self.message),
             detail.encode_to_vec().into(),
         )
     }
@@ -313,6 +314,27 @@ impl From<VirtError> for Status {
     }
 }
 
+/// The longest status message, in bytes. The message travels in an HTTP/2
+/// header (`grpc-message`, percent-encoded: up to three times longer), and
+/// clients drop the whole connection when a reply's headers pass their
+/// limit (16 KiB by default in hyper, tonic's HTTP/2 layer). A message that
+/// quotes a huge request value (a 1 MiB name) is cut here instead.
+pub const MAX_STATUS_MESSAGE: usize = 2048;
+
+/// `message`, cut to at most [`MAX_STATUS_MESSAGE`] bytes on a character
+/// boundary, saying so.
+fn clip_message(message: &str) -> String {
+    if message.len() <= MAX_STATUS_MESSAGE {
+        return message.to_owned();
+    }
+    let note = format!("... (cut: {} bytes in all)", message.len());
+    let mut end = MAX_STATUS_MESSAGE - note.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{note}", &message[..end])
+}
+
 /// Decodes the libvirt error detail of a status, if it carries one.
 pub fn status_detail(status: &Status) -> Option<ErrorDetail> {
     if status.details().is_empty() {
@@ -343,6 +365,25 @@ mod tests {
             (d.code, d.code_name.as_str(), d.domain),
             (42, "NO_DOMAIN", 10)
         );
+    }
+
+    #[test]
+    fn a_huge_message_is_cut_on_a_character_boundary() {
+        let long = format!("no volume named '{}'", "é".repeat(500_000));
+        let s = VirtError::new(ErrorCode::NoStorageVol, ErrorDomain::Storage, long).to_status();
+        assert!(
+            s.message().len() <= MAX_STATUS_MESSAGE,
+            "{}",
+            s.message().len()
+        );
+        assert!(s.message().starts_with("no volume named 'é"));
+        assert!(
+            s.message().ends_with("(cut: 1000018 bytes in all)"),
+            "{}",
+            s.message()
+        );
+        let short = VirtError::new(ErrorCode::InvalidArg, ErrorDomain::Rpc, "short").to_status();
+        assert_eq!(short.message(), "short");
     }
 
     #[test]

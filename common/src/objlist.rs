@@ -496,6 +496,8 @@ impl<T> ObjList<T> {
     }
 }
 
+/// A name or UUID taken: libvirt's code for the kind (OPERATION_FAILED for
+/// pools), ALREADY_EXISTS for gRPC whatever the kind.
 fn exists_error(kind: &ObjKind, name: &str, uuid: &RawUuid) -> VirtError {
     VirtError::new(
         kind.exists,
@@ -506,6 +508,7 @@ fn exists_error(kind: &ObjKind, name: &str, uuid: &RawUuid) -> VirtError {
             format_uuid(uuid)
         ),
     )
+    .with_grpc_code(tonic::Code::AlreadyExists)
 }
 
 fn check_locked<T>(
@@ -527,7 +530,8 @@ fn check_locked<T>(
                     e.name,
                     format_uuid(uuid)
                 ),
-            ));
+            )
+            .with_grpc_code(tonic::Code::AlreadyExists));
         }
         return Ok(Some(e.obj.clone()));
     }

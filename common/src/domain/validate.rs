@@ -123,6 +123,9 @@ fn domain(def: &DomainDef) -> Result<(), XmlError> {
             format!("name {} cannot contain '/'", def.name),
         ));
     }
+    if let Some(why) = crate::configstore::name_too_long(&def.name) {
+        return Err(XmlError::invalid("name", why));
+    }
     // Disks: unique targets and drive addresses.
     let mut targets: HashSet<&str> = HashSet::new();
     let mut drives = std::collections::HashMap::new();

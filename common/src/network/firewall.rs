@@ -124,13 +124,26 @@ impl NftRule {
     }
 
     /// `insert rule FAMILY TABLE CHAIN ...`, one line of an `nft -f` batch.
+    /// Interface names are quoted: nft's grammar takes a bare word only if
+    /// it starts with a letter and is no keyword, and Linux allows names
+    /// like `-1` or `ip6`.
     pub fn script_line(&self, table: &str) -> String {
-        format!(
-            "insert rule {} {table} {} {}",
-            self.family,
-            self.chain,
-            self.expr.join(" ")
-        )
+        let mut expr = String::new();
+        let mut after_ifname_key = false;
+        for w in &self.expr {
+            if !expr.is_empty() {
+                expr.push(' ');
+            }
+            if after_ifname_key {
+                expr.push('"');
+                expr.push_str(w);
+                expr.push('"');
+            } else {
+                expr.push_str(w);
+            }
+            after_ifname_key = matches!(w.as_str(), "iif" | "oif" | "iifname" | "oifname");
+        }
+        format!("insert rule {} {table} {} {expr}", self.family, self.chain)
     }
 }
 
@@ -432,11 +445,11 @@ mod tests {
         );
         assert_eq!(
             r[3],
-            "insert rule ip t guest_output ip saddr 10.9.0.0/24 iif br9 oifname eth0 counter accept"
+            "insert rule ip t guest_output ip saddr 10.9.0.0/24 iif \"br9\" oifname \"eth0\" counter accept"
         );
         assert_eq!(
             r[4],
-            "insert rule ip t guest_input ip daddr 10.9.0.0/24 iifname eth0 oif br9 counter accept"
+            "insert rule ip t guest_input ip daddr 10.9.0.0/24 iifname \"eth0\" oif \"br9\" counter accept"
         );
         let r = rules(
             "<network><name>n</name><bridge name='br9'/><forward mode='nat'><nat>\

@@ -83,6 +83,35 @@ pub fn check_range(
     Ok(())
 }
 
+/// The longest interface name Linux takes (IFNAMSIZ - 1).
+pub const MAX_IFNAME: usize = 15;
+
+/// Checks a host interface name as the kernel's `dev_valid_name` does: not
+/// empty, `.` or `..`, at most [`MAX_IFNAME`] bytes, no `/`, `:` or white
+/// space. A `%d` (the driver numbers the interface) counts as up to three
+/// digits.
+fn check_ifname(path: &str, name: &str) -> Result<(), XmlError> {
+    let bad = |why: &str| Err(XmlError::bad_value(path, name, why));
+    if name.is_empty() || name == "." || name == ".." {
+        return bad("invalid interface name");
+    }
+    // '"' too: the firewall rules quote interface names for nftables.
+    if name
+        .chars()
+        .any(|c| matches!(c, '/' | ':' | '"') || c.is_whitespace() || c.is_control())
+    {
+        return bad(
+            "interface name may not contain '/', ':', '\"', white space or control characters:",
+        );
+    }
+    if name.replacen("%d", "255", 1).len() > MAX_IFNAME {
+        return bad(&format!(
+            "interface name is longer than {MAX_IFNAME} bytes:"
+        ));
+    }
+    Ok(())
+}
+
 /// Validates everything (see the module documentation).
 pub(super) fn validate(def: &NetworkDef) -> Result<(), XmlError> {
     if def.name.is_empty() {
@@ -94,6 +123,9 @@ pub(super) fn validate(def: &NetworkDef) -> Result<(), XmlError> {
             def.name.as_str(),
             "invalid char in name: '/' in",
         ));
+    }
+    if let Some(why) = crate::configstore::name_too_long(&def.name) {
+        return Err(XmlError::invalid("name", why));
     }
     if def.title.as_deref().is_some_and(|t| t.contains('\n')) {
         return Err(XmlError::invalid(
@@ -111,6 +143,9 @@ pub(super) fn validate(def: &NetworkDef) -> Result<(), XmlError> {
         ));
     }
 
+    if let Some(b) = &def.bridge.name {
+        check_ifname("bridge/@name", b)?;
+    }
     for (i, ip) in def.ips.iter().enumerate() {
         validate_ip(ip, &ip_path(i))?;
     }
@@ -417,6 +452,9 @@ fn validate_forward(def: &NetworkDef) -> Result<(), XmlError> {
         // Each interface and PCI device once.
         let mut seen = HashSet::new();
         for a in &fwd.interfaces {
+            if let ForwardDevice::Netdev(d) = &a.device {
+                check_ifname("forward/interface/@dev", d)?;
+            }
             if !seen.insert(&a.device) {
                 let what = match &a.device {
                     ForwardDevice::Netdev(d) => format!("interface '{d}'"),
@@ -809,6 +847,27 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         parse_ip(s).expect("ip")
+    }
+
+    #[test]
+    fn bridge_names_are_interface_names() {
+        for ok in ["virbr0", "virbr%d", "br-x_y.z", "abcdefghijklmno"] {
+            assert!(check_ifname("bridge/@name", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a:b",
+            "a b",
+            "a\"b",
+            "abcdefghijklmnop",
+            "virbrtoolong1%d",
+        ] {
+            let e = check_ifname("bridge/@name", bad).expect_err(bad);
+            assert!(e.to_string().contains("bridge/@name"), "{e}");
+        }
     }
 
     #[test]

@@ -177,6 +177,17 @@ impl PoolDef {
         if !opts.network && self.target.path.is_none() {
             return Err(invalid("target/path", "missing storage pool target path"));
         }
+        // A relative path would be taken from the daemon's working
+        // directory: a build or a volume would land wherever that is.
+        if let Some(p) = &self.target.path
+            && !p.starts_with('/')
+        {
+            return Err(XmlError::bad_value(
+                "target/path",
+                p.as_str(),
+                "storage pool target path must be absolute:",
+            ));
+        }
         if self.pool_type == PoolType::IscsiDirect && src.initiator_iqn.is_none() {
             return Err(invalid("source/initiator/iqn", "missing initiator IQN"));
         }

@@ -323,6 +323,10 @@ fn pool_refusals() {
         ),
         ("<pool type='dir'><name>p</name></pool>", "no target path"),
         (
+            "<pool type='dir'><name>p</name><target><path>../../etc</path></target></pool>",
+            "relative target path",
+        ),
+        (
             "<pool type='dir'><name>p</name><uuid>zz</uuid><target><path>/x</path></target></pool>",
             "uuid",
         ),
