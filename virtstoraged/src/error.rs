@@ -10,14 +10,33 @@ fn err(code: ErrorCode, msg: String) -> VirtError {
     VirtError::new(code, ErrorDomain::Storage, msg)
 }
 
-/// SYSTEM_ERROR: `what: OS reason`.
+/// SYSTEM_ERROR: `what: OS reason`. When the OS reason is about what the
+/// request named or asked for, the gRPC code says so instead of INTERNAL:
+/// a missing file or directory is NOT_FOUND, one in the way ALREADY_EXISTS,
+/// one of the wrong kind or busy FAILED_PRECONDITION, a full file system
+/// (or quota) RESOURCE_EXHAUSTED, a file past the largest size
+/// OUT_OF_RANGE.
 pub fn sys(what: impl Display, e: &io::Error) -> VirtError {
     let reason = e.to_string();
     let reason = reason
         .find(" (os error")
         .map_or(reason.as_str(), |i| &reason[..i])
         .to_owned();
-    err(ErrorCode::SystemError, format!("{what}: {reason}"))
+    let e2 = err(ErrorCode::SystemError, format!("{what}: {reason}"));
+    use io::ErrorKind as K;
+    let code = match e.kind() {
+        K::NotFound => tonic::Code::NotFound,
+        K::AlreadyExists => tonic::Code::AlreadyExists,
+        K::NotADirectory
+        | K::IsADirectory
+        | K::DirectoryNotEmpty
+        | K::ResourceBusy
+        | K::ExecutableFileBusy => tonic::Code::FailedPrecondition,
+        K::StorageFull | K::QuotaExceeded => tonic::Code::ResourceExhausted,
+        K::FileTooLarge => tonic::Code::OutOfRange,
+        _ => return e2,
+    };
+    e2.with_grpc_code(code)
 }
 
 /// INVALID_ARG.

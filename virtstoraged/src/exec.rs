@@ -77,14 +77,23 @@ pub async fn run_with(cmd: &Command, timeout: Duration) -> Result<Output, VirtEr
     } else {
         detail
     };
-    Err(failed(
+    let e = failed(
         cmd,
         &if detail.is_empty() {
             status
         } else {
             format!("{status}: {detail}")
         },
-    ))
+    );
+    // A tool that ran out of room (it runs with LC_ALL=C: strerror's words)
+    // failed because of what was asked for, not because of the daemon.
+    if ["No space left on device", "Disk quota exceeded"]
+        .iter()
+        .any(|w| detail.contains(w))
+    {
+        return Err(e.with_grpc_code(tonic::Code::ResourceExhausted));
+    }
+    Err(e)
 }
 
 /// Whether `program` is on `PATH`.

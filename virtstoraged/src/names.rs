@@ -88,12 +88,22 @@ pub fn check_vol_name(name: &str) -> Result<(), VirtError> {
     check_file_name("volume name", name)
 }
 
-/// Checks a pool name.
+/// Checks a pool name: a file name, and short enough for the definition's
+/// files ([`common::configstore::MAX_NAME`]).
 ///
 /// # Errors
 /// See [`check_file_name`].
 pub fn check_pool_name(name: &str) -> Result<(), VirtError> {
-    check_file_name("pool name", name)
+    check_file_name("pool name", name)?;
+    let max = common::configstore::MAX_NAME;
+    if name.len() > max {
+        return Err(refuse(
+            "pool name",
+            &format!("{}...", prefix(name, 32)),
+            &format!("is too long ({} bytes, at most {max})", name.len()),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,9 +16,10 @@ use common::{ErrorCode, ErrorDomain, VirtError};
 use futures::Stream;
 use prost::Message as _;
 use prost::bytes::BufMut as _;
+use proto::codec::VirtDecoder;
 use proto::storage::v1 as pb;
 use proto::storage::v1::storage_service_server::{StorageService, StorageServiceServer};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::codegen::{BoxFuture, Context, Poll, Service, http};
 use tonic::service::Routes;
 use tonic::{Request, Response, Status, Streaming};
@@ -143,21 +144,22 @@ impl tonic::server::UnaryService<pb::ListAllVolumesRequest> for ListVolumes {
 #[derive(Debug)]
 struct Encoded(Arc<[u8]>);
 
-/// Decodes requests with prost, sends [`Encoded`] replies as they are.
+/// Decodes requests as every generated server does (an undecodable one is
+/// INVALID_ARGUMENT), sends [`Encoded`] replies as they are.
 struct ListCodec;
 
 impl Codec for ListCodec {
     type Encode = Encoded;
     type Decode = pb::ListAllVolumesRequest;
     type Encoder = RawEncoder;
-    type Decoder = ProstDecoder;
+    type Decoder = VirtDecoder<pb::ListAllVolumesRequest>;
 
     fn encoder(&mut self) -> RawEncoder {
         RawEncoder
     }
 
-    fn decoder(&mut self) -> ProstDecoder {
-        ProstDecoder
+    fn decoder(&mut self) -> Self::Decoder {
+        VirtDecoder::default()
     }
 }
 
@@ -170,19 +172,6 @@ impl Encoder for RawEncoder {
     fn encode(&mut self, item: Encoded, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         dst.put_slice(&item.0);
         Ok(())
-    }
-}
-
-struct ProstDecoder;
-
-impl Decoder for ProstDecoder {
-    type Item = pb::ListAllVolumesRequest;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        pb::ListAllVolumesRequest::decode(src)
-            .map(Some)
-            .map_err(|e| Status::internal(e.to_string()))
     }
 }
 
@@ -733,19 +722,38 @@ impl StorageService for Storaged {
             .upload_begin(&r, header.offset, header.length, header.sparse)
             .await?;
         let mut ended = false;
-        while let Some(m) = stream.message().await? {
-            if ended {
-                return Err(invalid_arg("nothing may follow the end of an upload"));
-            }
-            match m.msg {
-                Some(Msg::Data(d)) => up.write(d).await?,
-                Some(Msg::Hole(n)) => up.hole(n).await?,
-                Some(Msg::End(_)) => ended = true,
-                Some(Msg::Header(_)) => {
-                    return Err(invalid_arg("an upload has one header, first"));
+        let streamed: Result<(), Status> = async {
+            while let Some(m) = stream.message().await? {
+                if ended {
+                    return Err(invalid_arg("nothing may follow the end of an upload"));
                 }
-                None => {}
+                match m.msg {
+                    Some(Msg::Data(d)) => up.write(d).await?,
+                    Some(Msg::Hole(n)) => up.hole(n).await?,
+                    Some(Msg::End(_)) => ended = true,
+                    Some(Msg::Header(_)) => {
+                        return Err(invalid_arg("an upload has one header, first"));
+                    }
+                    None => {}
+                }
             }
+            Ok(())
+        }
+        .await;
+        if let Err(s) = streamed {
+            // Data goes into the volume as it arrives (as libvirt's
+            // streams): a stream that fails after some was written says so.
+            return Err(match up.progress() {
+                (_, false) => s,
+                (n, true) => Status::with_details(
+                    s.code(),
+                    format!(
+                        "{}; the volume keeps what was written before this error ({n} bytes)",
+                        s.message()
+                    ),
+                    s.details().to_vec().into(),
+                ),
+            });
         }
         if !ended {
             // A cancelled client looks like an end of stream to the server.

@@ -60,7 +60,7 @@ impl Backend for DirBackend {
         } else {
             Err(sys(
                 format!("cannot open directory '{}'", target.display()),
-                &io::Error::from(io::ErrorKind::NotFound),
+                &io::Error::from_raw_os_error(libc::ENOENT),
             ))
         }
     }

@@ -36,6 +36,10 @@ pub struct Upload {
     written: u64,
     sparse: bool,
     block: bool,
+    /// A block device's size: nothing is written past it.
+    device_size: Option<u64>,
+    /// Whether a write or hole was attempted (the volume may have changed).
+    touched: bool,
     obj: Arc<PoolObj>,
     vol: Arc<VolDef>,
     _use: InUse,
@@ -103,6 +107,8 @@ impl StorageDriver {
             written: 0,
             sparse,
             block,
+            device_size: block.then_some(len),
+            touched: false,
             obj,
             vol: v.def,
             _use: guard,
@@ -173,16 +179,40 @@ impl StorageDriver {
 }
 
 impl Upload {
-    fn room(&self, n: u64) -> Result<(), VirtError> {
+    /// The bytes written so far (holes included), and whether anything was
+    /// (or may have been) written into the volume: a failed write counts.
+    pub fn progress(&self) -> (u64, bool) {
+        (self.written, self.touched)
+    }
+
+    /// Checks that `n` more bytes fit: within the requested length, within
+    /// a block device, and within the largest file offset; returns where
+    /// they end.
+    fn room(&self, n: u64) -> Result<u64, VirtError> {
+        let past = |what: String| {
+            Err(error::invalid_arg(format!(
+                "upload of volume '{}' goes past {what} ({n} bytes at offset {})",
+                self.vol.name, self.pos
+            )))
+        };
+        let Some(new_end) = self
+            .pos
+            .checked_add(n)
+            .filter(|e| i64::try_from(*e).is_ok())
+        else {
+            return past("the largest file size".into());
+        };
         if let Some(end) = self.end
-            && self.pos.saturating_add(n) > end
+            && new_end > end
         {
-            return Err(error::invalid_arg(format!(
-                "upload of volume '{}' goes past the requested length",
-                self.vol.name
-            )));
+            return past("the requested length".into());
         }
-        Ok(())
+        if let Some(size) = self.device_size
+            && new_end > size
+        {
+            return past(format!("the end of the device ({size} bytes)"));
+        }
+        Ok(new_end)
     }
 
     /// Writes the next bytes.
@@ -192,6 +222,7 @@ impl Upload {
     pub async fn write(&mut self, data: Vec<u8>) -> Result<(), VirtError> {
         let n = data.len() as u64;
         self.room(n)?;
+        self.touched = true;
         let (f, pos) = (self.file.clone(), self.pos);
         let name = self.vol.name.clone();
         blocking(move || {
@@ -214,38 +245,35 @@ impl Upload {
                 "hole messages need a sparse upload (header.sparse)",
             ));
         }
-        self.room(len)?;
+        let end = self.room(len)?;
+        self.touched = true;
         let (f, pos, block) = (self.file.clone(), self.pos, self.block);
         let name = self.vol.name.clone();
         blocking(move || {
-            let r = if block {
-                Err(std::io::Error::other("block device"))
+            let write_err = |e: &std::io::Error| sys(format!("cannot write to volume '{name}'"), e);
+            // Zeroes are written only inside what exists (a block device,
+            // or a file where holes cannot be punched): never to grow a file.
+            let zeroes = if block {
+                len
             } else {
                 // Past the end of the file a hole is just a longer file.
-                let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-                let grown = if pos + len > size {
-                    f.set_len(pos + len)
+                let size = f.metadata().map_err(|e| write_err(&e))?.len();
+                if end > size {
+                    f.set_len(end).map_err(|e| write_err(&e))?;
+                }
+                let inside = size.saturating_sub(pos).min(len);
+                if inside == 0 || punch_hole(&f, pos, inside).is_ok() {
+                    0
                 } else {
-                    Ok(())
-                };
-                grown.and_then(|()| {
-                    if pos < size {
-                        punch_hole(&f, pos, len.min(size - pos))
-                    } else {
-                        Ok(())
-                    }
-                })
+                    inside
+                }
             };
-            if r.is_ok() {
-                return Ok(());
-            }
-            // Where holes cannot be punched, write zeroes.
             let zeros = vec![0u8; CHUNK];
             let mut off = 0;
-            while off < len {
-                let n = usize::try_from((len - off).min(CHUNK as u64)).unwrap_or(CHUNK);
+            while off < zeroes {
+                let n = usize::try_from((zeroes - off).min(CHUNK as u64)).unwrap_or(CHUNK);
                 f.write_all_at(&zeros[..n], pos + off)
-                    .map_err(|e| sys(format!("cannot write to volume '{name}'"), &e))?;
+                    .map_err(|e| write_err(&e))?;
                 off += n as u64;
             }
             Ok(())

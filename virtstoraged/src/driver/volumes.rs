@@ -591,7 +591,13 @@ impl StorageDriver {
                     _ => u64::MAX,
                 };
                 if abs - cur > available {
-                    return Err(error::op_failed("Not enough space left in storage pool"));
+                    // libvirt's code and words; the caller asked for more
+                    // than there is: RESOURCE_EXHAUSTED, not INTERNAL.
+                    return Err(error::op_failed(format!(
+                        "Not enough space left in storage pool ({} bytes asked, {available} available)",
+                        abs - cur
+                    ))
+                    .with_grpc_code(tonic::Code::ResourceExhausted));
                 }
             }
             backend
