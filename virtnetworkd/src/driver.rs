@@ -397,7 +397,8 @@ impl NetworkDriver {
                         ErrorCode::OperationFailed,
                         ErrorDomain::Network,
                         format!("operation failed: bridge name '{n}' already in use."),
-                    ));
+                    )
+                    .with_grpc_code(tonic::Code::AlreadyExists));
                 }
                 None
             }
