@@ -816,6 +816,7 @@ impl Stack {
     }
 }
 pub mod conformance;
+pub mod fuzz;
 pub mod guest;
 pub mod load;
 
