@@ -12,10 +12,13 @@
 use std::future::Future;
 
 use tonic::Status;
+use tracing::Instrument;
 
 use crate::{ErrorCode, ErrorDomain, VirtError};
 
-/// Runs `call` in a task of its own and waits for it.
+/// Runs `call` in a task of its own and waits for it. The task runs in
+/// the caller's span, so the calls it makes to other daemons carry the
+/// request's trace.
 ///
 /// # Errors
 /// The call's error as a status; INTERNAL_ERROR if its task panicked.
@@ -24,7 +27,7 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, VirtError>> + Send + 'static,
 {
-    match tokio::spawn(call).await {
+    match tokio::spawn(call.instrument(tracing::Span::current())).await {
         Ok(r) => r.map_err(Status::from),
         Err(e) => Err(VirtError::new(
             ErrorCode::InternalError,
