@@ -823,29 +823,12 @@ pub mod load;
 /// Kills QEMU processes whose command line names `root` (a failed test
 /// must not leave guests behind); for `Drop` guards.
 pub fn kill_qemus_under(root: &Path) {
-    let needle = root.display().to_string();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.contains("qemu-system") && cmd.contains(&needle) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
+    procs::kill_under(root, &["qemu-system"]);
 }
 
 pub mod netns;
 pub mod pki;
+pub mod procs;
 pub mod python;
 pub mod soak;
 pub mod virtsh;

@@ -33,19 +33,7 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        for pid in pids_matching(|cmd| {
-            (cmd.contains("qemu-system") || cmd.contains("dnsmasq"))
-                && cmd.contains(&*self.root.to_string_lossy())
-        }) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGCONT,
-            );
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        tests::procs::kill_under(&self.root, &["qemu-system", "dnsmasq"]);
         if let Some(b) = &self.bridge {
             let _ = std::process::Command::new("ip")
                 .args(["link", "del", b])
@@ -54,36 +42,16 @@ impl Drop for Cleanup {
     }
 }
 
-/// Pids whose command line (NULs as spaces) satisfies `f`.
-fn pids_matching(f: impl Fn(&str) -> bool) -> Vec<i32> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        if cmd.is_empty() {
-            continue; // a zombie
-        }
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if f(&cmd) {
-            out.push(pid);
-        }
-    }
-    out.sort_unstable();
-    out
-}
-
 /// The QEMUs of domain `name` under `root`.
 fn qemus(root: &Path, name: &str) -> Vec<i32> {
-    let root = root.display().to_string();
     let guest = format!("guest={name},");
-    pids_matching(|cmd| cmd.contains("qemu-system") && cmd.contains(&root) && cmd.contains(&guest))
+    let mut pids: Vec<i32> = tests::procs::processes("qemu-system", &root.display().to_string())
+        .into_iter()
+        .filter(|(_, args)| args.iter().any(|a| a.contains(&guest)))
+        .map(|(pid, _)| pid)
+        .collect();
+    pids.sort_unstable();
+    pids
 }
 
 fn status_file(root: &TestRoot, name: &str) -> PathBuf {

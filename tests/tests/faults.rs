@@ -206,19 +206,7 @@ impl Drop for HostGuard {
                 }
             }
         }
-        if let Ok(dir) = std::fs::read_dir("/proc") {
-            for e in dir.flatten() {
-                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                    continue;
-                };
-                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                let cmd = String::from_utf8_lossy(&cmd);
-                if (cmd.contains("qemu-system") || cmd.contains("dnsmasq")) && cmd.contains(&needle)
-                {
-                    kill9(pid);
-                }
-            }
-        }
+        tests::procs::kill_under(&self.root, &["qemu-system", "dnsmasq"]);
         for n in &self.netns {
             netns::ip_quiet(&["netns", "del", n]);
         }
@@ -252,16 +240,7 @@ async fn stopped(pid: i32) {
 
 /// Waits (bounded, blocking) until `pid` has exited; whether it did.
 fn wait_gone(pid: i32) -> bool {
-    tests::wait_until_blocking(Duration::from_secs(5), || !pid_alive(pid))
-}
-
-fn pid_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
+    tests::wait_until_blocking(Duration::from_secs(5), || !tests::procs::alive(pid))
 }
 
 fn net_ref(n: &str) -> Option<npb::NetworkRef> {
@@ -283,7 +262,7 @@ fn dnsmasq_of(root: &TestRoot, net: &str) -> Option<i32> {
     )
     .ok()
     .and_then(|t| t.trim().parse().ok())
-    .filter(|p| pid_alive(*p))
+    .filter(|p| tests::procs::alive(*p))
 }
 
 fn kill9(pid: i32) {
@@ -510,7 +489,7 @@ async fn dnsmasq_killed_is_restarted_and_leases_survive() {
     })
     .await
     .expect("destroy");
-    assert!(wait_until(Duration::from_secs(5), || !pid_alive(last)).await);
+    assert!(wait_until(Duration::from_secs(5), || !tests::procs::alive(last)).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(dnsmasq_of(&root, "lan"), None, "no dnsmasq after destroy");
     eprintln!("faults: dnsmasq restarted {restart_ms} ms after SIGKILL");
@@ -573,25 +552,12 @@ async fn get_xml(c: &mut Dom, name: &str, inactive: bool) -> String {
 
 /// The QEMU processes whose command line names `root` and guest `name`.
 fn qemus(root: &Path, name: &str) -> Vec<i32> {
-    let (needle, guest) = (root.display().to_string(), format!("guest={name},"));
-    let mut out = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains("qemu-system")
-                && cmd.contains(&needle)
-                && cmd.contains(&guest)
-                && pid_alive(pid)
-            {
-                out.push(pid);
-            }
-        }
-    }
-    out
+    let guest = format!("guest={name},");
+    tests::procs::processes("qemu-system", &root.display().to_string())
+        .into_iter()
+        .filter(|(_, args)| args.iter().any(|a| a.contains(&guest)))
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// Nothing of a start is left for domain `name`: no QEMU, no status file

@@ -724,20 +724,7 @@ impl Drop for Env {
         if !std::thread::panicking() {
             return;
         }
-        let root = self.root.path().display().to_string();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd);
-            if cmd.contains(&root) && (cmd.contains("qemu-system") || cmd.contains("dnsmasq")) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
+        tests::procs::kill_under(self.root.path(), &["qemu-system", "dnsmasq"]);
         for e in std::fs::read_dir("/sys/class/net")
             .into_iter()
             .flatten()

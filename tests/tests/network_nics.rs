@@ -16,25 +16,7 @@ struct Cleanup<'a>(&'a TestRoot, String);
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
-        let needle = self.0.path().display().to_string();
-        if let Ok(dir) = std::fs::read_dir("/proc") {
-            for e in dir.flatten() {
-                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                    continue;
-                };
-                let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-                    continue;
-                };
-                let cmd = String::from_utf8_lossy(&cmd);
-                if (cmd.contains("qemu-system") || cmd.contains("dnsmasq")) && cmd.contains(&needle)
-                {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-            }
-        }
+        tests::procs::kill_under(self.0.path(), &["qemu-system", "dnsmasq"]);
         let _ = std::process::Command::new("ip")
             .args(["link", "del", &self.1])
             .status();

@@ -208,16 +208,6 @@ impl std::ops::Deref for SoakStack {
     }
 }
 
-/// Whether `pid` runs (exists and is not a zombie).
-pub fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
 /// The parent of `pid`.
 pub fn ppid(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -229,38 +219,7 @@ pub fn ppid(pid: i32) -> Option<i32> {
         .ok()
 }
 
-/// The NUL-separated command line of `pid`.
-pub fn cmdline(pid: i32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            b.split(|c| *c == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Every live process whose command line holds `needle` and `prog`.
-pub fn processes(prog: &str, needle: &str) -> Vec<(i32, Vec<String>)> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let args = cmdline(pid);
-        let Some(first) = args.first() else {
-            continue;
-        };
-        if first.contains(prog) && args.iter().any(|a| a.contains(needle)) && alive(pid) {
-            out.push((pid, args));
-        }
-    }
-    out
-}
+pub use crate::procs::{alive, cmdline, processes};
 
 fn sigkill(pid: i32) {
     let _ = nix::sys::signal::kill(

@@ -261,13 +261,7 @@ impl QemuDriver {
         };
         {
             let _io = obj.status_io.lock().unwrap_or_else(PoisonError::into_inner);
-            status::save(&record_file, &record).map_err(|e| {
-                VirtError::new(
-                    ErrorCode::SystemError,
-                    ErrorDomain::Qemu,
-                    format!("cannot write status file '{}': {e}", record_file.display()),
-                )
-            })?;
+            write_status(&record_file, &record)?;
         }
         let launched = async {
             let ports = self.create_ports(def, &port_ids).await?;
@@ -500,13 +494,7 @@ impl QemuDriver {
                 },
             )
         };
-        status::save(&file, &st).map_err(|e| {
-            VirtError::new(
-                ErrorCode::SystemError,
-                ErrorDomain::Qemu,
-                format!("cannot write status file '{}': {e}", file.display()),
-            )
-        })
+        write_status(&file, &st)
     }
 
     pub(super) fn save_status_logged(&self, obj: &DomainObj) {
@@ -1141,6 +1129,20 @@ impl QemuDriver {
             .map(|(m, ev)| (m.with_timeout(bound), ev))
             .map_err(monitor_error)
     }
+}
+
+/// Writes a status file (or start record) atomically.
+///
+/// # Errors
+/// SYSTEM_ERROR naming the file; the old one is then unchanged.
+fn write_status(file: &std::path::Path, st: &status::Status) -> Result<(), VirtError> {
+    status::save(file, st).map_err(|e| {
+        VirtError::new(
+            ErrorCode::SystemError,
+            ErrorDomain::Qemu,
+            format!("cannot write status file '{}': {e}", file.display()),
+        )
+    })
 }
 
 /// The (network, port UUID) of the NICs of a live definition.

@@ -25,8 +25,6 @@ use super::QemuDriver;
 
 /// The first retry delay (doubles, up to 30 s).
 const RETRY_FIRST: Duration = Duration::from_millis(200);
-/// How long the stale-port collection waits for virtnetworkd at start.
-const NETWORK_WAIT: Duration = Duration::from_secs(5);
 
 /// The releaser's state: whether its task runs, and its wake-up.
 #[derive(Debug, Default)]
@@ -113,7 +111,7 @@ impl QemuDriver {
         let Some(client) = self.network.clone() else {
             return;
         };
-        if !client.wait_ready(NETWORK_WAIT).await {
+        if !client.wait_ready(super::reconnect::PEER_WAIT).await {
             return;
         }
         let ports = match client.all_ports().await {

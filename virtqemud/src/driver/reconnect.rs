@@ -31,9 +31,10 @@ use crate::monitor::EventReceiver;
 use crate::process::pidfd::{self, PidFd};
 use crate::process::{DomainPaths, start, status};
 
-/// How long the resolution of an adopted domain's volumes waits for
-/// virtstoraged to answer its health check before it tries anyway.
-const STORAGE_WAIT: Duration = Duration::from_secs(5);
+/// How long the work after a restart that needs a peer daemon (resolving
+/// an adopted domain's volumes, reclaiming or collecting network ports)
+/// waits for it to answer its health check before it tries anyway.
+pub(super) const PEER_WAIT: Duration = Duration::from_secs(5);
 /// The first retry delay of a failed monitor connect (doubles, up to 30 s).
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 
@@ -553,7 +554,7 @@ impl QemuDriver {
     }
 
     /// Resolves the volume disks of an adopted domain through virtstoraged:
-    /// first waits (at most [`STORAGE_WAIT`]) until it answers its health
+    /// first waits (at most [`PEER_WAIT`]) until it answers its health
     /// check, then resolves, retrying with back-off while it fails. The
     /// running guest never depends on this (QEMU has its files open); the
     /// live definition gets the paths back for later changes.
@@ -561,10 +562,10 @@ impl QemuDriver {
         let Some(storage) = self.storage.as_ref() else {
             return;
         };
-        if !storage.wait_ready(STORAGE_WAIT).await {
+        if !storage.wait_ready(PEER_WAIT).await {
             tracing::warn!(
                 "virtstoraged did not answer within {:?}; resolving volumes anyway",
-                STORAGE_WAIT
+                PEER_WAIT
             );
         }
         let mut delay = RETRY_FIRST;
@@ -621,9 +622,9 @@ impl QemuDriver {
         let Some(client) = self.network.clone() else {
             return;
         };
-        if !client.wait_ready(STORAGE_WAIT).await {
+        if !client.wait_ready(PEER_WAIT).await {
             tracing::warn!(
-                "virtnetworkd did not answer within {STORAGE_WAIT:?}; reclaiming ports anyway"
+                "virtnetworkd did not answer within {PEER_WAIT:?}; reclaiming ports anyway"
             );
         }
         let mut delay = RETRY_FIRST;

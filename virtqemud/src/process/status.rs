@@ -137,14 +137,8 @@ impl Status {
             },
             fake_reboot: root.child("fakereboot").is_some(),
             pending_removals: root
-                .children
-                .iter()
-                .filter_map(|c| match c {
-                    common::xml::Child::Element(e) if e.name == "pendingremoval" => {
-                        e.attr("alias").map(str::to_owned)
-                    }
-                    _ => None,
-                })
+                .children_named("pendingremoval")
+                .filter_map(|e| e.attr("alias").map(str::to_owned))
                 .collect(),
             domain_xml: domain.to_xml(),
             starting: match root.attr("job") {
@@ -153,14 +147,8 @@ impl Status {
                 Some(other) => return Err(format!("unknown job '{other}'")),
             },
             ports: root
-                .children
-                .iter()
-                .filter_map(|c| match c {
-                    common::xml::Child::Element(e) if e.name == "port" => {
-                        Some((e.attr("network")?.to_owned(), e.attr("uuid")?.to_owned()))
-                    }
-                    _ => None,
-                })
+                .children_named("port")
+                .filter_map(|e| Some((e.attr("network")?.to_owned(), e.attr("uuid")?.to_owned())))
                 .collect(),
         })
     }
