@@ -181,6 +181,12 @@ mod tests {
         assert!(st.is_some());
         assert!(is_alive(pid, st));
         assert!(!is_alive(pid, st.map(|s| s + 1)));
+        // Under load /proc may show the new process's arguments a moment
+        // after spawn returns (seen once in a full run): give it a second.
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while cmdline(pid).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert_eq!(cmdline(pid), ["sleep", "30"]);
         terminate(pid, st, Duration::from_secs(2)).expect("terminate");
         assert!(!is_alive(pid, st));
