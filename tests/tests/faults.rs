@@ -7,9 +7,13 @@
 //!
 //! - a full disk: definitions of domains, pools and networks
 //!   (`a_full_disk_refuses_definitions_and_keeps_the_old_ones`), status
-//!   files of a start and a suspend
-//!   (`a_full_run_dir_fails_a_start_cleanly_and_undoes_a_suspend`),
-//!   volumes (`volume_creates_in_a_full_pool_leave_no_partial_file`);
+//!   files of a start, a suspend and a resume
+//!   (`a_full_run_dir_fails_a_start_cleanly_and_undoes_suspend_and_resume`),
+//!   of a network start
+//!   (`a_full_run_dir_fails_a_network_start_and_leaves_nothing`) and of a
+//!   start with a network NIC
+//!   (`a_full_run_dir_fails_a_nic_start_and_releases_its_port`), volumes
+//!   (`volume_creates_in_a_full_pool_leave_no_partial_file`);
 //! - `qemu-img` refusing a volume
 //!   (`qemu_img_failing_is_reported_with_its_stderr_and_leaves_nothing`);
 //! - QEMU killed while its `device_add` is unanswered
@@ -48,6 +52,11 @@ type Sto = StorageServiceClient<Channel>;
 
 const SHUTOFF: i32 = pb::DomainState::Shutoff as i32;
 const RUNNING: i32 = pb::DomainState::Running as i32;
+const PAUSED: i32 = pb::DomainState::Paused as i32;
+/// VIR_DOMAIN_PAUSED_USER.
+const PAUSED_USER: i32 = 1;
+/// VIR_DOMAIN_RUNNING_UNPAUSED.
+const RUNNING_UNPAUSED: i32 = 5;
 /// VIR_DOMAIN_SHUTOFF_CRASHED.
 const SHUTOFF_CRASHED: i32 = 3;
 
@@ -846,16 +855,27 @@ async fn proxy_backend_dying_under_a_call_is_unavailable_then_back() {
 const KEEP_UUID: &str = "<uuid>6f0c2a55-0b5e-4c1d-9d2e-4a7f3c9b1e01</uuid>";
 
 fn tiny_domain(root: &TestRoot, name: &str, extra: &str) -> String {
+    tiny_domain_with(root, name, extra, GuestKind::IgnoresPowerButton, "")
+}
+
+/// A tiny domain running guest `kind`, with `devices` added (a NIC).
+fn tiny_domain_with(
+    root: &TestRoot,
+    name: &str,
+    extra: &str,
+    kind: GuestKind,
+    devices: &str,
+) -> String {
     let image = root.path().join(format!("{name}.img"));
     if !image.exists() {
-        build_image(&image, GuestKind::IgnoresPowerButton).expect("guest image");
+        build_image(&image, kind).expect("guest image");
     }
     format!(
         "<domain type='qemu'><name>{name}</name>{extra}<memory unit='MiB'>32</memory><vcpu>1</vcpu>\
          <os><type arch='x86_64' machine='q35'>hvm</type><boot dev='hd'/></os>\
          <features><acpi/></features><devices>\
          <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
-         <source file='{}'/><target dev='sda' bus='sata'/></disk>\
+         <source file='{}'/><target dev='sda' bus='sata'/></disk>{devices}\
          <serial type='file'><source path='{}'/><target port='0'/></serial>\
          <memballoon model='none'/></devices></domain>",
         image.display(),
@@ -1082,14 +1102,26 @@ async fn a_full_disk_refuses_definitions_and_keeps_the_old_ones() {
 // Disk full: status files
 // ---------------------------------------------------------------------------
 
+/// How many times the guest whose serial file is `serial` has booted.
+fn boots(serial: &Path) -> usize {
+    std::fs::read_to_string(serial)
+        .unwrap_or_default()
+        .matches(UP_LINE)
+        .count()
+}
+
 /// The run directory of virtqemud full (a tmpfs over `/run/virt/qemu`):
 /// a start whose status file cannot be written fails with an error naming
 /// the file and ENOSPC, its QEMU (launched, as the domain log shows) is
 /// killed and nothing of it is left; a suspend whose status file cannot
 /// say "paused" is undone and fails, the domain keeps running and its
-/// status file is untouched. With space again, both work.
+/// status file is untouched; a resume whose status file cannot say
+/// "running" is undone and fails the same way: the domain stays paused
+/// with its reason, the guest (one that resets itself, printing a line at
+/// each boot) prints nothing more, the status file still says paused.
+/// With space again, all three work.
 #[tokio::test]
-async fn a_full_run_dir_fails_a_start_cleanly_and_undoes_a_suspend() {
+async fn a_full_run_dir_fails_a_start_cleanly_and_undoes_suspend_and_resume() {
     let root = TestRoot::new();
     let _cleanup = HostGuard {
         root: root.path().to_path_buf(),
@@ -1104,8 +1136,10 @@ async fn a_full_run_dir_fails_a_start_cleanly_and_undoes_a_suspend() {
     // needs two: with one page free, whatever small record a start writes
     // first fits, and the status of the running domain does not.
     let big = format!("<description>{}</description>", "x".repeat(6000));
+    // A guest that keeps printing (a boot line every ~0.3 s) while its
+    // vCPUs run.
     c.define_xml(pb::DefineXmlRequest {
-        xml: tiny_domain(&root, "vm", &big),
+        xml: tiny_domain_with(&root, "vm", &big, GuestKind::ResetsItself, ""),
         validate: true,
     })
     .await
@@ -1166,9 +1200,390 @@ async fn a_full_run_dir_fails_a_start_cleanly_and_undoes_a_suspend() {
     c.suspend(pb::SuspendRequest { domain: dom("vm") })
         .await
         .expect("suspend with space");
-    assert_eq!(state(&mut c, "vm").await.0, pb::DomainState::Paused as i32);
+    assert_eq!(state(&mut c, "vm").await, (PAUSED, PAUSED_USER));
+    let status = std::fs::read(&file).expect("status file");
+    assert!(
+        String::from_utf8_lossy(&status)
+            .contains(&format!("state='{PAUSED}' reason='{PAUSED_USER}'")),
+        "{}",
+        String::from_utf8_lossy(&status)
+    );
+
+    // A resume that cannot be recorded is undone.
+    run.fill(0);
+    let e = c
+        .resume(pb::ResumeRequest { domain: dom("vm") })
+        .await
+        .expect_err("resume on a full run dir");
+    assert!(
+        no_space(&e)
+            && e.message().contains(&file.display().to_string())
+            && e.message().contains("the domain stays paused"),
+        "{e:?}"
+    );
+    assert_eq!(
+        state(&mut c, "vm").await,
+        (PAUSED, PAUSED_USER),
+        "paused (user), as before"
+    );
+    assert_eq!(std::fs::read(&file).expect("status file"), status);
+    assert_eq!(names_in(&root.paths().driver_run_dir("qemu")), {
+        let mut v = vec!["autostarted".to_owned(), "vm.xml".to_owned()];
+        v.sort();
+        v
+    });
+    // QEMU's vCPUs are stopped: the guest prints nothing more.
+    let printed = boots(&serial);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(boots(&serial), printed, "the guest ran while paused");
+    assert_eq!(state(&mut c, "vm").await, (PAUSED, PAUSED_USER));
+
+    run.free();
+    c.resume(pb::ResumeRequest { domain: dom("vm") })
+        .await
+        .expect("resume with space");
+    assert_eq!(state(&mut c, "vm").await, (RUNNING, RUNNING_UNPAUSED));
+    assert!(
+        wait_until(Duration::from_secs(10), || boots(&serial) > printed).await,
+        "the guest runs again"
+    );
+    let text = std::fs::read_to_string(&file).expect("status file");
+    assert!(
+        text.contains(&format!("state='{RUNNING}' reason='{RUNNING_UNPAUSED}'")),
+        "{text}"
+    );
     destroy(&mut c, "vm").await;
     nothing_left(&root, "vm");
+}
+
+type Net = npb::network_service_client::NetworkServiceClient<Channel>;
+
+/// Whether a link `name` exists (in this namespace).
+fn link_exists(name: &str) -> bool {
+    Path::new(&format!("/sys/class/net/{name}")).exists()
+}
+
+/// The rules of nftables table `table` (both families) that mention
+/// `word`.
+fn nft_rules_naming(table: &str, word: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for fam in ["ip", "ip6"] {
+        let o = Command::new("nft")
+            .args(["list", "table", fam, table])
+            .output()
+            .expect("run nft");
+        out.extend(
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.contains(word))
+                .map(|l| format!("{fam}: {}", l.trim())),
+        );
+    }
+    out
+}
+
+/// The dnsmasq processes whose command line names `root`.
+fn dnsmasqs(root: &TestRoot) -> Vec<i32> {
+    tests::procs::processes("dnsmasq", &root.path().display().to_string())
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+async fn network_active(n: &mut Net, name: &str) -> bool {
+    n.lookup_network(npb::LookupNetworkRequest {
+        network: net_ref(name),
+    })
+    .await
+    .expect("lookup network")
+    .into_inner()
+    .network
+    .expect("network")
+    .active
+}
+
+/// Nothing of a failed start of network `lan` is left: inactive, no
+/// bridge, no dnsmasq, no rule naming the bridge in `table`, the run
+/// directory holding just `files`.
+async fn no_network_left(
+    n: &mut Net,
+    root: &TestRoot,
+    bridge: &str,
+    table: &str,
+    files: &[String],
+) {
+    assert!(!network_active(n, "lan").await, "the network is inactive");
+    assert!(!link_exists(bridge), "bridge {bridge} left");
+    assert!(
+        wait_until(Duration::from_secs(5), || dnsmasqs(root).is_empty()).await,
+        "dnsmasq left: {:?}",
+        dnsmasqs(root)
+    );
+    let rules = nft_rules_naming(table, bridge);
+    assert!(rules.is_empty(), "rules left: {rules:?}");
+    assert_eq!(
+        names_in(&root.paths().driver_run_dir("network")),
+        files,
+        "files in the run directory"
+    );
+}
+
+/// The run directory of virtnetworkd full (a tmpfs over
+/// `/run/virt/network`) under the start of a defined NAT network with
+/// DHCP: the start fails with an error naming the file that could not be
+/// written and ENOSPC: dnsmasq's pid file when nothing is free, the
+/// status file when dnsmasq's pid file took the last page (dnsmasq then
+/// ran and is stopped again); and, with dnsmasq's state directory
+/// (`/var/lib/virt/dnsmasq`) full instead, its configuration file. Each
+/// time nothing is left: the network is inactive, no bridge, no dnsmasq,
+/// no rule of the network in our nftables table, no file (dnsmasq's empty
+/// pid file, a temporary status or configuration file). With space again,
+/// the start works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_run_dir_fails_a_network_start_and_leaves_nothing() {
+    let root = TestRoot::new();
+    // dnsmasq reads its hosts files as 'nobody'.
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod root");
+    let tag = tag_of(&root);
+    let (a, b) = subnet_of(&tag);
+    let bridge = format!("vn{tag}0");
+    let table = format!("vn_{tag}");
+    let _guard = HostGuard {
+        root: root.path().to_path_buf(),
+        links: vec![bridge.clone()],
+        netns: Vec::new(),
+        table: table.clone(),
+    };
+    let run_dir = root.paths().driver_run_dir("network");
+    let run = Tmpfs::mount(&run_dir, "64k");
+    let dns_dir = root.paths().driver_state_dir("dnsmasq");
+    let dns = Tmpfs::mount(&dns_dir, "64k");
+    let d = Daemon::builder("virtnetworkd", &root)
+        .env("VIRT_NETWORK_NFT_TABLE", &table)
+        .start()
+        .await;
+    let mut n = d.network(SocketKind::ReadWrite).await;
+    n.define_network(npb::DefineNetworkRequest {
+        xml: format!(
+            "<network><name>lan</name><forward mode='nat'/><bridge name='{bridge}'/>\
+             <ip address='10.{a}.{b}.1' prefix='24'><dhcp>\
+             <range start='10.{a}.{b}.100' end='10.{a}.{b}.150'/></dhcp></ip></network>"
+        ),
+        validate: false,
+    })
+    .await
+    .expect("define network");
+    let files = names_in(&run_dir);
+    let pid_file = run_dir.join("lan.pid");
+    let status_file = run_dir.join("lan.xml");
+
+    // dnsmasq's directory full: its configuration cannot be written.
+    dns.fill(0);
+    let e = n
+        .start_network(npb::StartNetworkRequest {
+            network: net_ref("lan"),
+        })
+        .await
+        .expect_err("start with dnsmasq's directory full");
+    assert!(
+        no_space(&e)
+            && e.message()
+                .contains(&dns_dir.join("lan.conf").display().to_string()),
+        "{e:?}"
+    );
+    no_network_left(&mut n, &root, &bridge, &table, &files).await;
+    assert_eq!(
+        names_in(&dns_dir),
+        Vec::<String>::new(),
+        "no half-written file"
+    );
+    dns.free();
+
+    // Nothing free: dnsmasq cannot write its pid file.
+    run.fill(0);
+    let e = n
+        .start_network(npb::StartNetworkRequest {
+            network: net_ref("lan"),
+        })
+        .await
+        .expect_err("start on a full run dir");
+    assert!(
+        no_space(&e) && e.message().contains(&pid_file.display().to_string()),
+        "{e:?}"
+    );
+    no_network_left(&mut n, &root, &bridge, &table, &files).await;
+
+    // One page: dnsmasq's pid file fits, the status file does not.
+    run.fill(1);
+    let e = n
+        .start_network(npb::StartNetworkRequest {
+            network: net_ref("lan"),
+        })
+        .await
+        .expect_err("start with one free page");
+    assert!(
+        no_space(&e) && e.message().contains(&status_file.display().to_string()),
+        "{e:?}"
+    );
+    no_network_left(&mut n, &root, &bridge, &table, &files).await;
+    assert_eq!(run.free_pages(), 1, "everything the start wrote is gone");
+
+    // Space again.
+    run.free();
+    n.start_network(npb::StartNetworkRequest {
+        network: net_ref("lan"),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("start with space: {}", e.message()));
+    assert!(network_active(&mut n, "lan").await);
+    assert!(link_exists(&bridge));
+    assert!(dnsmasq_of(&root, "lan").is_some(), "dnsmasq runs");
+    assert!(!nft_rules_naming(&table, &bridge).is_empty(), "the rules");
+    assert!(status_file.exists());
+    n.destroy_network(npb::DestroyNetworkRequest {
+        network: net_ref("lan"),
+    })
+    .await
+    .expect("destroy network");
+    no_network_left(&mut n, &root, &bridge, &table, &files).await;
+    assert!(!d.output().contains("panicked"), "{}", d.output());
+}
+
+/// virtqemud's run directory full under the start of a domain with a
+/// `type='network'` NIC: the start record fits, the status file does not.
+/// The start fails naming the status file and ENOSPC; QEMU is killed, its
+/// tap is gone, and the port the start took from virtnetworkd is released
+/// (the release cannot be journaled in the full directory: it is made at
+/// once); nothing of the start is left. With space again, the start works
+/// and holds one port, which its destroy releases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_run_dir_fails_a_nic_start_and_releases_its_port() {
+    let root = TestRoot::new();
+    let tag = tag_of(&root);
+    let (a, b) = subnet_of(&tag);
+    let bridge = format!("vq{tag}0");
+    let table = format!("vq_{tag}");
+    let _guard = HostGuard {
+        root: root.path().to_path_buf(),
+        links: vec![bridge.clone()],
+        netns: Vec::new(),
+        table: table.clone(),
+    };
+    let netd = Daemon::builder("virtnetworkd", &root)
+        .env("VIRT_NETWORK_NFT_TABLE", &table)
+        .start()
+        .await;
+    let mut n = netd.network(SocketKind::ReadWrite).await;
+    n.define_network(npb::DefineNetworkRequest {
+        xml: format!(
+            "<network><name>lan</name><bridge name='{bridge}'/>\
+             <ip address='10.{a}.{b}.1' prefix='24'/></network>"
+        ),
+        validate: false,
+    })
+    .await
+    .expect("define network");
+    n.start_network(npb::StartNetworkRequest {
+        network: net_ref("lan"),
+    })
+    .await
+    .expect("start network");
+    let ports = || {
+        let mut n = n.clone();
+        async move {
+            n.list_all_ports(npb::ListAllPortsRequest {
+                network: net_ref("lan"),
+            })
+            .await
+            .expect("ports")
+            .into_inner()
+            .ports
+            .len()
+        }
+    };
+
+    let run_dir = root.paths().driver_run_dir("qemu");
+    let run = Tmpfs::mount(&run_dir, "64k");
+    let qemud = Daemon::builder("virtqemud", &root)
+        .env("VIRT_NETWORK_NFT_TABLE", &table)
+        .env("RUST_LOG", "info,virtqemud=debug")
+        .start()
+        .await;
+    let mut c = qemud.domain(SocketKind::ReadWrite).await;
+    // As in the test above: the start record fits in the one free page,
+    // the status file of the running domain does not.
+    let big = format!("<description>{}</description>", "x".repeat(6000));
+    let nic = "<interface type='network'><mac address='52:54:00:ee:00:0a'/>\
+               <source network='lan'/><model type='virtio'/></interface>";
+    c.define_xml(pb::DefineXmlRequest {
+        xml: tiny_domain_with(&root, "nic", &big, GuestKind::IgnoresPowerButton, nic),
+        validate: true,
+    })
+    .await
+    .expect("define");
+    let persistent = get_xml(&mut c, "nic", true).await;
+    let log = root.paths().driver_log_dir("qemu").join("nic.log");
+
+    run.fill(1);
+    let e = start(&mut c, "nic")
+        .await
+        .expect_err("start on a full run dir");
+    let file = run_dir.join("nic.xml");
+    assert!(
+        no_space(&e) && e.message().contains(&file.display().to_string()),
+        "{e:?}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("qemu-system") && text.contains("shutting down"),
+        "QEMU was launched (with its NIC), then stopped: {text}"
+    );
+    assert_eq!(state(&mut c, "nic").await.0, SHUTOFF);
+    assert!(
+        wait_until_async(Duration::from_secs(10), || async { ports().await == 0 }).await,
+        "the port is released; virtqemud said:\n{}",
+        qemud.output()
+    );
+    assert!(
+        bridge_ports(&bridge).is_empty(),
+        "taps left on the bridge: {:?}",
+        bridge_ports(&bridge)
+    );
+    assert_eq!(tun_fds(qemud.pid()), 0, "virtqemud holds no tap");
+    nothing_left(&root, "nic");
+    assert!(
+        wait_until(Duration::from_secs(10), || names_in(
+            &run_dir.join("port-release")
+        )
+        .is_empty())
+        .await,
+        "port releases still journaled: {:?}",
+        names_in(&run_dir.join("port-release"))
+    );
+    assert!(
+        qemud
+            .output()
+            .contains("cannot journal the release of port"),
+        "the release went around the full journal: {}",
+        qemud.output()
+    );
+    assert_eq!(get_xml(&mut c, "nic", true).await, persistent);
+
+    run.free();
+    start(&mut c, "nic")
+        .await
+        .unwrap_or_else(|e| panic!("start with space: {}", e.message()));
+    assert_eq!(state(&mut c, "nic").await.0, RUNNING);
+    assert_eq!(ports().await, 1, "the NIC's port");
+    assert_eq!(bridge_ports(&bridge).len(), 1, "the NIC's tap");
+    destroy(&mut c, "nic").await;
+    assert!(
+        wait_until_async(Duration::from_secs(10), || async { ports().await == 0 }).await,
+        "the port is released after the destroy"
+    );
+    nothing_left(&root, "nic");
+    assert!(!qemud.output().contains("panicked"), "{}", qemud.output());
 }
 
 // ---------------------------------------------------------------------------

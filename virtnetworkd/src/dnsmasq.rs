@@ -226,6 +226,9 @@ impl DnsmasqDirs {
             if let Some(mut e) = child.stderr.take() {
                 let _ = std::io::Read::read_to_string(&mut e, &mut err);
             }
+            // A dnsmasq that could not write its pid file (disk full)
+            // leaves it created and empty.
+            let _ = std::fs::remove_file(self.pid_file(&def.name));
             return Err(DnsmasqError::Failed(format!("{status}: {}", err.trim())));
         }
         drop(child.stderr.take());
@@ -325,16 +328,21 @@ fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), DnsmasqError> {
         source,
     };
     let tmp = path.with_extension("new");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(err)?;
-    f.write_all(text.as_bytes()).map_err(err)?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(err)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(err)
+    let r = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if r.is_err() {
+        // No half-written file left (a full disk).
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r.map_err(err)
 }

@@ -764,21 +764,54 @@ impl QemuDriver {
     /// Resumes paused vCPUs (`cont`): running (unpaused), RESUMED.
     ///
     /// # Errors
-    /// Inactive, a monitor failure.
+    /// Inactive, a monitor failure; a status file that cannot say
+    /// "running" (the resume is then undone: paused with the earlier
+    /// reason, RESUMED followed by SUSPENDED).
     pub async fn resume(&self, r: &ObjRef) -> Result<(), VirtError> {
         let (obj, rt) = self.active(r)?;
         let _job = obj.begin_job().await?;
         self.still(&obj, &rt)?;
-        if obj.lock().state == DomainState::Running {
-            return Ok(());
-        }
+        let was = {
+            let st = obj.lock();
+            if st.state == DomainState::Running {
+                return Ok(());
+            }
+            st.reason
+        };
         let mon = rt.monitor().await?;
         mon.execute(qapi::qmp::cont {})
             .await
             .map_err(monitor_error)?;
         wait_for_state(&obj, |s| s != DomainState::Paused).await;
         self.mark_running(&obj, reason::RUNNING_UNPAUSED);
-        self.save_status(&obj)?;
+        // As in a suspend: when the file cannot say "running" (disk full),
+        // the resume is undone, so that QEMU, the state and the file (which
+        // still says paused) agree again, and the call fails.
+        if let Err(e) = self.save_status(&obj) {
+            // The STOP event's change takes the earlier reason, not
+            // "paused (unknown)".
+            obj.lock().pause_reason = Some(was);
+            let undone = mon.execute(qapi::qmp::stop {}).await.is_ok();
+            if undone {
+                wait_for_state(&obj, |s| s != DomainState::Running).await;
+                self.mark_paused(&obj, was);
+                let mut st = obj.lock();
+                if st.state == DomainState::Paused {
+                    st.reason = was;
+                }
+            }
+            obj.lock().pause_reason = None;
+            let now = if undone {
+                "the domain stays paused"
+            } else {
+                "the domain runs, its status file says paused"
+            };
+            return Err(VirtError::new(
+                e.code,
+                e.domain,
+                format!("{}; {now}", e.message),
+            ));
+        }
         Ok(())
     }
 
