@@ -1372,15 +1372,7 @@ fn kept_upload(
 /// Failures with a code the test would refuse, known and left for a fix in
 /// files this test's change did not touch: (method path, code, words of
 /// the message, where the fix belongs). Each one seen is printed.
-const KNOWN: &[(&str, Code, &str, &str)] = &[(
-    "/virt.domain.v1.DomainService/Create",
-    Code::Internal,
-    "QEMU unexpectedly closed the monitor",
-    "a disk whose source file does not exist is only found out by QEMU: \
-     virtqemud/src/process (prepare_host) should check local disk sources \
-     first, as libvirt's virStorageSourceReportBrokenChain, and answer \
-     NOT_FOUND naming the file",
-)];
+const KNOWN: &[(&str, Code, &str, &str)] = &[];
 
 fn known(m: &Method, s: &tonic::Status) -> Option<&'static str> {
     KNOWN

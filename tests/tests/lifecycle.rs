@@ -662,10 +662,13 @@ async fn transient_domains_vanish_when_they_stop() {
 async fn a_failed_start_leaves_nothing_behind() {
     let env = Env::new().await;
     let mut c = env.client().await;
-    // A disk image that does not exist: QEMU refuses to start.
+    // A disk "image" that is a directory: it exists, so the daemon's
+    // check lets it by, and QEMU refuses to open it after it started.
+    let not_an_image = env.root.path().join("a-directory.img");
+    std::fs::create_dir(&not_an_image).expect("mkdir");
     let xml = guest_xml(
         "bad",
-        &env.root.path().join("missing.img"),
+        &not_an_image,
         &env.serial("bad"),
         GuestKind::Cooperative,
         "",
@@ -686,7 +689,7 @@ async fn a_failed_start_leaves_nothing_behind() {
     assert!(
         e.message()
             .starts_with("internal error: QEMU unexpectedly closed the monitor")
-            && e.message().contains("missing.img"),
+            && e.message().contains("a-directory.img"),
         "{}",
         e.message()
     );
@@ -722,6 +725,153 @@ async fn a_failed_start_leaves_nothing_behind() {
         "{}",
         e.message()
     );
+}
+
+/// The QEMUs running from `env`'s root.
+fn qemus(env: &Env) -> Vec<i32> {
+    tests::procs::processes("qemu-system", &env.root.path().display().to_string())
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_missing_disk_source_is_refused_before_qemu_runs() {
+    let env = Env::new().await;
+    let mut c = env.client().await;
+    let image = env.root.path().join("later.img");
+    let xml = guest_xml(
+        "late",
+        &image,
+        &env.serial("late"),
+        GuestKind::Cooperative,
+        "",
+    );
+    c.define_xml(pb::DefineXmlRequest {
+        xml: xml.clone(),
+        validate: true,
+    })
+    .await
+    .expect("a definition may name a file that is not there yet");
+    let want = format!(
+        "Cannot access storage file '{}' of disk 'sda': No such file or directory",
+        image.display()
+    );
+    let e = c
+        .start(pb::StartRequest {
+            domain: by_name("late"),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no image");
+    assert_eq!(e.code(), tonic::Code::NotFound, "{}", e.message());
+    assert_eq!(e.message(), want);
+    let detail = status_detail(&e).expect("detail");
+    assert_eq!(
+        (detail.code_name.as_str(), detail.domain_name.as_str()),
+        ("SYSTEM_ERROR", "STORAGE")
+    );
+    // Still defined and shut off; nothing on the host: no domain
+    // directory, no status file, no QEMU, and no log, which only a
+    // QEMU about to run gets.
+    assert_eq!(state(&mut c, "late").await, (SHUTOFF, 0));
+    assert!(env.domain_dirs().is_empty());
+    assert!(!env.status_file("late").exists());
+    assert!(qemus(&env).is_empty());
+    assert_eq!(env.qemu_log("late"), "");
+
+    // A transient domain the same: refused, and gone.
+    let e = c
+        .create(pb::CreateRequest {
+            xml: xml.replace("<name>late</name>", "<name>late2</name>"),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no image");
+    assert_eq!(e.code(), tonic::Code::NotFound, "{}", e.message());
+    assert_eq!(e.message(), want);
+    let e = c
+        .get_state(pb::GetStateRequest {
+            domain: by_name("late2"),
+        })
+        .await
+        .expect_err("gone");
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    assert!(env.domain_dirs().is_empty());
+    assert!(qemus(&env).is_empty());
+
+    // Once the file is there, the same domain starts.
+    build_image(&image, GuestKind::Cooperative).expect("guest image");
+    start(&mut c, "late").await;
+    env.wait_boots("late", 1).await;
+    destroy(&mut c, "late").await;
+}
+
+#[tokio::test]
+async fn an_optional_cdrom_whose_file_is_missing_starts_empty() {
+    let env = Env::new().await;
+    let mut c = env.client().await;
+    let iso = env.root.path().join("gone.iso");
+    let cdrom = format!(
+        "<disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <source file='{}' startupPolicy='optional'/>
+      <target dev='sdb' bus='sata'/>
+      <readonly/>
+    </disk>
+    <serial type='file'>",
+        iso.display()
+    );
+    let xml = env
+        .xml("cd", GuestKind::Cooperative)
+        .replacen("<serial type='file'>", &cdrom, 1);
+    c.define_xml(pb::DefineXmlRequest {
+        xml,
+        validate: true,
+    })
+    .await
+    .expect("define");
+    start(&mut c, "cd").await;
+    env.wait_boots("cd", 1).await;
+    let reader = c.clone();
+    let xml = |inactive| {
+        let mut c = reader.clone();
+        async move {
+            c.get_xml(pb::GetXmlRequest {
+                domain: by_name("cd"),
+                inactive,
+                ..Default::default()
+            })
+            .await
+            .expect("xml")
+            .into_inner()
+            .xml
+        }
+    };
+    // The live drive is there, without a medium; the definition keeps it.
+    let live = xml(false).await;
+    let drive = live
+        .split("<disk ")
+        .find(|d| d.contains("device='cdrom'"))
+        .unwrap_or_else(|| panic!("no cdrom: {live}"));
+    assert!(drive.contains("<target dev='sdb' bus='sata'/>"), "{drive}");
+    assert!(!drive.contains("file="), "{drive}");
+    assert!(!drive.contains("startupPolicy"), "{drive}");
+    assert!(!live.contains("gone.iso"), "{live}");
+    let inactive = xml(true).await;
+    assert!(
+        inactive.contains(&format!(
+            "<source file='{}' startupPolicy='optional'/>",
+            iso.display()
+        )),
+        "{inactive}"
+    );
+    destroy(&mut c, "cd").await;
+    // The next start looks again: the medium is used once it is there.
+    std::fs::write(&iso, vec![0u8; 2048]).expect("iso");
+    start(&mut c, "cd").await;
+    assert!(xml(false).await.contains("gone.iso"));
+    destroy(&mut c, "cd").await;
 }
 
 #[tokio::test]

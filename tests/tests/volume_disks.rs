@@ -14,6 +14,7 @@ use tests::guest::{GuestKind, UP_LINE, build_image};
 use tests::{Daemon, SOCKET_KINDS, SocketKind, TestRoot, daemon_bin, wait_until};
 
 const RUNNING: i32 = pb::DomainState::Running as i32;
+const SHUTOFF: i32 = pb::DomainState::Shutoff as i32;
 
 /// Kills what a test leaves: QEMUs and daemons started from its root.
 struct Cleanup<'a>(&'a TestRoot);
@@ -191,6 +192,47 @@ async fn a_volume_disk_boots_and_the_domain_outlives_a_storage_outage() {
         qemud.output()
     );
     assert_eq!(state(&qemud).await.0, RUNNING);
+    c.destroy(pb::DestroyRequest {
+        domain: by_name("vm"),
+        ..Default::default()
+    })
+    .await
+    .expect("destroy");
+}
+
+#[tokio::test]
+async fn a_volume_whose_file_went_missing_is_refused_before_qemu_runs() {
+    let root = TestRoot::new();
+    let _cleanup = Cleanup(&root);
+    let storage = Daemon::start("virtstoraged", &root).await;
+    let qemud = Daemon::start("virtqemud", &root).await;
+    pool_with_guest(&storage, &root).await;
+    // The pool still lists the volume (no refresh), but its file is gone.
+    let image = root.path().join("pool/vm.img");
+    let aside = root.path().join("vm.img.aside");
+    std::fs::rename(&image, &aside).expect("move the image away");
+    let e = define_and_start(&qemud, &root)
+        .await
+        .expect_err("the resolved file is missing");
+    assert_eq!(e.code(), tonic::Code::NotFound, "{}", e.message());
+    assert_eq!(
+        e.message(),
+        format!(
+            "Cannot access storage file '{}' of disk 'sda': No such file or directory",
+            image.display()
+        )
+    );
+    assert_eq!(state(&qemud).await, (SHUTOFF, 0));
+    assert!(tests::procs::processes("qemu-system", &root.path().display().to_string()).is_empty());
+    std::fs::rename(&aside, &image).expect("put the image back");
+    let mut c = qemud.domain(SocketKind::ReadWrite).await;
+    c.start(pb::StartRequest {
+        domain: by_name("vm"),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("start: {}", e.message()));
+    assert!(wait_until(Duration::from_secs(5), || boots(&root) >= 1).await);
     c.destroy(pb::DestroyRequest {
         domain: by_name("vm"),
         ..Default::default()

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, SystemTime};
 
-use common::domain::DomainDef;
+use common::domain::device::disk::DiskDevice;
+use common::domain::device::storage::{StartupPolicy, StorageSource, StorageType};
+use common::domain::{Device, DomainDef};
 use common::{ErrorCode, ErrorDomain, VirtError};
 
 use super::pidfd::{self, PidFd};
@@ -44,11 +46,15 @@ pub struct PreparedDomain {
 
 /// Prepares domain `persistent` to run as `id`: copies it into the live
 /// definition (aliases, the `volumes` its disks name, resolved by the
-/// caller through the storage driver), picks its paths and master key and
-/// builds its command line.
+/// caller through the storage driver), checks that its local disk sources
+/// can be accessed (see `check_disk_sources`: the only look at the host
+/// here, and only a read), picks its paths and master key and builds its
+/// command line.
 ///
 /// # Errors
-/// CONFIG_UNSUPPORTED when the builder cannot express the definition.
+/// SYSTEM_ERROR when a disk source cannot be accessed and its disk is not
+/// optional; CONFIG_UNSUPPORTED when the builder cannot express the
+/// definition.
 pub fn prepare_domain(
     persistent: &DomainDef,
     id: i32,
@@ -59,7 +65,6 @@ pub fn prepare_domain(
     let mut def = persistent.clone();
     def.id = Some(id);
     command::alias::assign(&mut def);
-    command::disk::assign_indices(&mut def);
     let mut i = 0;
     for d in &mut def.devices {
         if let common::domain::Device::Interface(net) = d {
@@ -79,6 +84,9 @@ pub fn prepare_domain(
             format!("internal error: volume '{vol}' in pool '{pool}' was not resolved"),
         ));
     }
+    // Before the node numbers: a disk dropped here gets none.
+    check_disk_sources(&mut def, &|p| std::fs::metadata(p).map(drop))?;
+    command::disk::assign_indices(&mut def);
     let paths = env.paths(&def, id);
     let mut master_key = [0u8; 32];
     common::domain::os_random(&mut master_key);
@@ -102,6 +110,131 @@ pub fn prepare_domain(
         command,
         nets: nets.to_vec(),
     })
+}
+
+/// What a start does with a disk whose local source cannot be accessed
+/// (libvirt's qemuDomainCheckDiskStartupPolicy, for a cold boot: there is
+/// no restore or migration here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Missing {
+    /// The start fails: `mandatory`, `requisite` (which only forgives a
+    /// missing source on restore or migration) or no policy.
+    Fail,
+    /// An `optional` CD-ROM or floppy stays, without its medium.
+    EmptySource,
+    /// An `optional` disk of another kind is left out of this run.
+    DropDisk,
+}
+
+fn on_missing(device: DiskDevice, policy: Option<StartupPolicy>) -> Missing {
+    match policy {
+        Some(StartupPolicy::Optional) => match device {
+            DiskDevice::Cdrom | DiskDevice::Floppy => Missing::EmptySource,
+            DiskDevice::Disk | DiskDevice::Lun => Missing::DropDisk,
+        },
+        Some(StartupPolicy::Mandatory | StartupPolicy::Requisite) | None => Missing::Fail,
+    }
+}
+
+/// The host path QEMU would open for a disk's source, when the source is
+/// local (a file, a block device or a directory; a volume as the storage
+/// driver resolved it). Relative paths are QEMU's: it runs in `/`.
+fn local_source(src: &StorageSource) -> Option<PathBuf> {
+    match src.effective_kind() {
+        StorageType::File | StorageType::Block | StorageType::Dir => {}
+        _ => return None,
+    }
+    let path = src.path.as_deref()?;
+    if path.is_empty() {
+        // Never the root directory that joining would make of it.
+        return Some(PathBuf::new());
+    }
+    Some(Path::new("/").join(path))
+}
+
+/// Checks that the local source of every disk of the live definition
+/// `def` can be accessed (`access` is `stat` outside the tests) before
+/// QEMU is asked to open it, as libvirt's qemuProcessPrepareHostStorage:
+/// a disk without a medium and network disks are not looked at. A source
+/// that cannot be accessed fails the start, naming the path and the
+/// disk, unless the disk's `startupPolicy` is `optional`: then a CD-ROM
+/// or floppy starts empty, and another disk is left out of the live
+/// definition. Only reads the host.
+///
+/// # Errors
+/// SYSTEM_ERROR "Cannot access storage file": NOT_FOUND when the file does
+/// not exist, PERMISSION_DENIED when it may not be reached,
+/// INVALID_ARGUMENT when its name is too long, FAILED_PRECONDITION when
+/// something on its way is not a directory or symlinks loop.
+fn check_disk_sources(
+    def: &mut DomainDef,
+    access: &dyn Fn(&Path) -> std::io::Result<()>,
+) -> Result<(), VirtError> {
+    let mut i = 0;
+    while i < def.devices.len() {
+        let Device::Disk(disk) = &mut def.devices[i] else {
+            i += 1;
+            continue;
+        };
+        let Some(full) = local_source(&disk.src) else {
+            i += 1;
+            continue;
+        };
+        let Err(e) = access(&full) else {
+            i += 1;
+            continue;
+        };
+        let path = disk.src.path.clone().unwrap_or_default();
+        match on_missing(disk.device, disk.src.startup_policy) {
+            Missing::Fail => return Err(inaccessible(&path, &disk.target.dev, &e)),
+            Missing::EmptySource => {
+                tracing::info!(
+                    disk = %disk.target.dev,
+                    path,
+                    "optional medium cannot be accessed ({e}): the drive starts empty"
+                );
+                // As libvirt: an empty source of type file, and no policy
+                // left over for the next medium.
+                disk.src = StorageSource::default();
+                i += 1;
+            }
+            Missing::DropDisk => {
+                tracing::info!(
+                    disk = %disk.target.dev,
+                    path,
+                    "optional disk cannot be accessed ({e}): left out of this run"
+                );
+                def.devices.remove(i);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// libvirt's "Cannot access storage file" (virStorageSourceReportBrokenChain),
+/// naming the disk too, with a gRPC code that says what is wrong with the
+/// caller's path rather than INTERNAL.
+fn inaccessible(path: &str, target: &str, e: &std::io::Error) -> VirtError {
+    use std::io::ErrorKind as K;
+    let reason = e.to_string();
+    let reason = reason
+        .find(" (os error")
+        .map_or(reason.as_str(), |i| &reason[..i]);
+    let v = VirtError::new(
+        ErrorCode::SystemError,
+        ErrorDomain::Storage,
+        format!("Cannot access storage file '{path}' of disk '{target}': {reason}"),
+    );
+    match e.kind() {
+        K::NotFound => v.with_grpc_code(tonic::Code::NotFound),
+        K::PermissionDenied => v.with_grpc_code(tonic::Code::PermissionDenied),
+        K::InvalidFilename => v.with_grpc_code(tonic::Code::InvalidArgument),
+        K::NotADirectory => v.with_grpc_code(tonic::Code::FailedPrecondition),
+        _ if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            v.with_grpc_code(tonic::Code::FailedPrecondition)
+        }
+        _ => v,
+    }
 }
 
 impl PreparedDomain {
@@ -594,5 +727,194 @@ pub fn log_line(paths: &DomainPaths, line: &str) {
             "{}: {line}",
             common::timefmt::timestamp(SystemTime::now())
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use common::domain::GenericHooks;
+    use common::xml::{FormatFlags, ParseFlags};
+
+    fn def(disks: &str) -> DomainDef {
+        DomainDef::parse_str(
+            &format!(
+                "<domain type='qemu'><name>g</name><memory>4096</memory>\
+                 <os><type arch='x86_64' machine='q35'>hvm</type></os>\
+                 <devices>{disks}</devices></domain>"
+            ),
+            ParseFlags::default(),
+            &GenericHooks,
+        )
+        .expect("parsed")
+    }
+
+    /// `access` over a host where only `existing` exist; records what
+    /// was looked at.
+    fn check(d: &mut DomainDef, existing: &[&str]) -> (Result<(), VirtError>, Vec<PathBuf>) {
+        let seen = RefCell::new(Vec::new());
+        let access = |p: &Path| {
+            seen.borrow_mut().push(p.to_path_buf());
+            if existing.iter().any(|e| Path::new(e) == p) {
+                Ok(())
+            } else {
+                Err(std::io::Error::from_raw_os_error(nix::libc::ENOENT))
+            }
+        };
+        let r = check_disk_sources(d, &access);
+        (r, seen.into_inner())
+    }
+
+    fn targets(d: &DomainDef) -> Vec<String> {
+        d.disks().map(|x| x.target.dev.clone()).collect()
+    }
+
+    const VDA: &str = "<disk type='file' device='disk'><source file='/img/a.raw'/>\
+                       <target dev='vda' bus='virtio'/></disk>";
+
+    #[test]
+    fn a_missing_file_fails_naming_path_and_disk() {
+        let mut d = def(VDA);
+        let before = d.clone();
+        let (r, seen) = check(&mut d, &[]);
+        let e = r.expect_err("refused");
+        assert_eq!(
+            e.message,
+            "Cannot access storage file '/img/a.raw' of disk 'vda': No such file or directory"
+        );
+        assert_eq!(e.code, ErrorCode::SystemError);
+        assert_eq!(e.to_status().code(), tonic::Code::NotFound);
+        assert_eq!(seen, [PathBuf::from("/img/a.raw")]);
+        assert_eq!(d, before);
+    }
+
+    #[test]
+    fn present_sources_pass_unchanged() {
+        let mut d = def(VDA);
+        let before = d.clone();
+        let (r, _) = check(&mut d, &["/img/a.raw"]);
+        r.expect("accepted");
+        assert_eq!(d, before);
+    }
+
+    #[test]
+    fn mandatory_and_requisite_fail_a_start() {
+        for policy in ["mandatory", "requisite"] {
+            let mut d = def(&format!(
+                "<disk type='block' device='cdrom'>\
+                 <source dev='/dev/nope' startupPolicy='{policy}'/>\
+                 <target dev='sda' bus='sata'/></disk>"
+            ));
+            let (r, _) = check(&mut d, &[]);
+            let e = r.expect_err(policy);
+            assert!(e.message.contains("'/dev/nope' of disk 'sda'"), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_optional_cdrom_starts_empty() {
+        let mut d = def(
+            "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>\
+             <source file='/isos/gone.iso' startupPolicy='optional'/>\
+             <target dev='sda' bus='sata'/><readonly/></disk>",
+        );
+        let (r, _) = check(&mut d, &[]);
+        r.expect("started");
+        let cd = d.disks().next().expect("the drive stays");
+        assert!(cd.src.is_empty());
+        assert_eq!(cd.src.startup_policy, None);
+        assert!(cd.readonly);
+        let xml = d.to_xml(FormatFlags::default());
+        assert!(!xml.contains("gone.iso"), "{xml}");
+        assert!(!xml.contains("<source"), "{xml}");
+    }
+
+    #[test]
+    fn an_optional_disk_is_left_out() {
+        let mut d = def(&format!(
+            "<disk type='file' device='disk'><source file='/img/gone.raw' startupPolicy='optional'/>\
+             <target dev='vdb' bus='virtio'/></disk>{VDA}"
+        ));
+        let (r, _) = check(&mut d, &["/img/a.raw"]);
+        r.expect("started");
+        assert_eq!(targets(&d), ["vda"]);
+    }
+
+    #[test]
+    fn empty_and_network_sources_are_not_looked_at() {
+        let mut d = def(
+            "<disk type='file' device='cdrom'><target dev='sda' bus='sata'/></disk>\
+             <disk type='network' device='disk'>\
+             <source protocol='nbd' name='x'><host name='h' port='1'/></source>\
+             <target dev='vdb' bus='virtio'/></disk>",
+        );
+        let (r, seen) = check(&mut d, &[]);
+        r.expect("nothing local");
+        assert!(seen.is_empty(), "{seen:?}");
+        assert_eq!(targets(&d), ["sda", "vdb"]);
+    }
+
+    #[test]
+    fn a_resolved_volume_and_relative_paths_are_checked_where_qemu_opens_them() {
+        let mut d = def(
+            "<disk type='volume' device='disk'><source pool='p' volume='v'/>\
+             <target dev='vda' bus='virtio'/></disk>\
+             <disk type='dir' device='disk'><source dir='rel/dir'/>\
+             <target dev='hda' bus='ide'/></disk>",
+        );
+        // An unresolved volume is the storage driver's business.
+        let (r, seen) = check(&mut d.clone(), &[]);
+        let e = r.expect_err("relative dir missing");
+        assert!(e.message.contains("'rel/dir' of disk 'hda'"), "{e}");
+        assert_eq!(seen, [PathBuf::from("/rel/dir")]);
+        crate::storage::apply(
+            &mut d,
+            &[ResolvedVolume {
+                pool: "p".into(),
+                volume: "v".into(),
+                kind: StorageType::Block,
+                path: "/dev/vg/v".into(),
+                format: None,
+            }],
+        );
+        let (r, seen) = check(&mut d, &["/rel/dir"]);
+        let e = r.expect_err("volume missing");
+        assert!(e.message.contains("'/dev/vg/v' of disk 'vda'"), "{e}");
+        assert_eq!(seen, [PathBuf::from("/dev/vg/v")]);
+    }
+
+    #[test]
+    fn an_empty_path_is_not_the_root() {
+        let mut src = StorageSource {
+            path: Some(String::new()),
+            ..StorageSource::default()
+        };
+        assert_eq!(local_source(&src), Some(PathBuf::new()));
+        src.kind = StorageType::Network;
+        assert_eq!(local_source(&src), None);
+    }
+
+    #[test]
+    fn os_reasons_get_codes_about_the_path() {
+        let e = |n| inaccessible("/p", "vda", &std::io::Error::from_raw_os_error(n));
+        assert_eq!(
+            e(nix::libc::EACCES).to_status().code(),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            e(nix::libc::ENOTDIR).to_status().code(),
+            tonic::Code::FailedPrecondition
+        );
+        assert_eq!(
+            e(nix::libc::ELOOP).to_status().code(),
+            tonic::Code::FailedPrecondition
+        );
+        assert_eq!(
+            e(nix::libc::ENAMETOOLONG).to_status().code(),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(e(nix::libc::EIO).to_status().code(), tonic::Code::Internal);
     }
 }
