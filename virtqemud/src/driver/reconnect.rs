@@ -147,7 +147,7 @@ impl QemuDriver {
         for (name, path, parsed) in status::scan(&env.run_dir) {
             let obj = match parsed {
                 Ok(st) if st.starting => {
-                    self.undo_start(&name, &path, &st, &procs);
+                    self.undo_start(&name, &path, &st, &procs).await;
                     continue;
                 }
                 Ok(st) => self.adopt(&name, &st, &procs),
@@ -182,7 +182,7 @@ impl QemuDriver {
         }
         self.next_id
             .fetch_max(max_id + 1, std::sync::atomic::Ordering::Relaxed);
-        kill_orphans(&env.lib_dir, &procs, &adopted);
+        kill_orphans(&env.lib_dir, &procs, &adopted).await;
         // Ports that stops before the restart left to release, and ports
         // no domain of ours holds any more.
         self.run_releaser();
@@ -195,7 +195,7 @@ impl QemuDriver {
     /// Undoes a start a previous daemon did not finish: kills what it
     /// launched, removes its files, releases its ports. The domain stays
     /// (or, transient, never was) shut off.
-    fn undo_start(&self, name: &str, file: &Path, st: &status::Status, procs: &[QemuProc]) {
+    async fn undo_start(&self, name: &str, file: &Path, st: &status::Status, procs: &[QemuProc]) {
         let Some(env) = self.env.as_ref() else {
             return;
         };
@@ -206,7 +206,7 @@ impl QemuDriver {
         let m = marker(&env.lib_dir);
         for p in procs {
             if p.domain_dir(&m).as_deref() == Some(st.paths.domain_dir.as_path()) {
-                kill_now(p.pid);
+                kill_now(p.pid).await;
             }
         }
         start::cleanup_host(&st.paths);
@@ -714,33 +714,37 @@ impl QemuDriver {
 /// left by a daemon killed between spawning QEMU and writing the start
 /// record, which cannot happen any more, or by hand-removed files. Their
 /// domain directories go with them.
-fn kill_orphans(lib_dir: &Path, procs: &[QemuProc], adopted: &[i32]) {
+async fn kill_orphans(lib_dir: &Path, procs: &[QemuProc], adopted: &[i32]) {
     let m = marker(lib_dir);
     for p in procs {
         if adopted.contains(&p.pid) {
             continue;
         }
         tracing::warn!(pid = p.pid, "killing a QEMU that no status file names");
-        kill_now(p.pid);
+        kill_now(p.pid).await;
         if let Some(dir) = p.domain_dir(&m) {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
 
+/// How long [`kill_now`] waits for a killed QEMU to be gone.
+const KILL_NOW_WAIT: Duration = Duration::from_secs(2);
+
 /// SIGKILL to `pid`, then a short wait for it to go (it is not our child:
-/// PID 1 reaps it).
-fn kill_now(pid: i32) {
+/// PID 1 reaps it), awaiting its pidfd so that no runtime worker blocks.
+async fn kill_now(pid: i32) {
     let fd = PidFd::open(pid).ok();
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
     );
-    if let Some(fd) = fd {
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while !fd.has_exited() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    if let Some(fd) = fd
+        && tokio::time::timeout(KILL_NOW_WAIT, fd.exited())
+            .await
+            .is_err()
+    {
+        tracing::warn!(pid, "a killed QEMU is still there after {KILL_NOW_WAIT:?}");
     }
 }
 
