@@ -44,6 +44,14 @@ pub fn invalid_arg(msg: impl Display) -> VirtError {
     err(ErrorCode::InvalidArg, format!("invalid argument: {msg}"))
 }
 
+/// INVALID_ARG: `field`'s `value` is above `limit` (libvirt's "value too
+/// large" of sizes it parses, with the field and the limit named).
+pub fn too_large(field: &str, value: impl Display, limit: impl Display) -> VirtError {
+    invalid_arg(format!(
+        "{field} value too large: {value} (the largest is {limit})"
+    ))
+}
+
 /// OPERATION_INVALID.
 pub fn op_invalid(msg: impl Display) -> VirtError {
     err(

@@ -79,6 +79,23 @@ pub enum Error {
     Io(#[from] io::Error),
 }
 
+/// The largest virtual size of a qcow2 image with `cluster_size`-byte
+/// clusters (0: the default), as QEMU allows it: what the largest L1 table
+/// maps, each L2 table being one cluster of 8-byte entries (16-byte with
+/// `extended_l2`). `None` for a cluster size QEMU refuses anyway.
+pub fn max_size(cluster_size: u64, extended_l2: bool) -> Option<u64> {
+    let cs = if cluster_size == 0 {
+        DEFAULT_CLUSTER_SIZE
+    } else {
+        cluster_size
+    };
+    if !cs.is_power_of_two() || !(512..=2 * 1024 * 1024).contains(&cs) {
+        return None;
+    }
+    let entry = if extended_l2 { 16 } else { 8 };
+    Some((MAX_L1_BYTES / 8) * cs * (cs / entry))
+}
+
 /// Where everything goes; computed by [`Layout::of`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
@@ -394,6 +411,27 @@ mod tests {
             (l.l1_size, l.file_len(), l.used_clusters()),
             (0, 0x30000, 3)
         );
+    }
+
+    #[test]
+    fn max_size_is_where_the_l1_table_ends() {
+        // Measured with qemu-img resize: 2 PiB fits 64 KiB clusters, 512
+        // bytes more do not; extended L2 entries halve it.
+        assert_eq!(max_size(0, false), Some(1 << 51));
+        assert_eq!(max_size(65536, true), Some(1 << 50));
+        assert_eq!(max_size(2 << 20, false), Some(1 << 61));
+        assert_eq!(max_size(1000, false), None);
+        for cs in [512, 65536, 2 << 20] {
+            let max = max_size(cs, false).expect("valid");
+            let at = |size| {
+                Layout::of(&Spec {
+                    cluster_size: cs,
+                    ..spec(size)
+                })
+            };
+            assert!(at(max).is_ok(), "{cs}");
+            assert!(matches!(at(max + 512), Err(Error::TooLarge(_))), "{cs}");
+        }
     }
 
     #[test]

@@ -25,7 +25,10 @@ use common::VirtError;
 use common::storage::argv::{self, QemuImgOptions};
 use common::storage::{FileFeature, FileFormat, PoolDef, VolDef, VolFormat, VolType};
 
-use super::{Backend, BuildFlags, CreateFlags, Refreshed, Resize, is_dir, target_path, vol_path};
+use super::{
+    Backend, BuildFlags, CreateFlags, QEMU_MAX_LENGTH, Refreshed, Resize, file_size, is_dir,
+    target_path, vol_path,
+};
 use crate::error::{self, blocking, sys};
 use crate::names::{is_part_name, part_name};
 use crate::pool_obj::{PoolSizes, Vol};
@@ -575,6 +578,52 @@ fn refuse_encryption(vol: &VolDef) -> Result<(), VirtError> {
     Ok(())
 }
 
+/// Refuses a `capacity` (of field `field`) that no file of `vol`'s format
+/// can have, before anything is touched: past the largest file size (raw
+/// files, made here), past the largest image QEMU handles (every other
+/// format goes through `qemu-img`), past what the L1 table of a qcow2
+/// image of `vol`'s cluster size maps (QEMU would refuse it only after
+/// starting).
+///
+/// # Errors
+/// INVALID_ARG naming the field, the value and the limit.
+fn check_capacity(vol: &VolDef, field: &str, capacity: u64) -> Result<(), VirtError> {
+    if is_plain_raw(vol) {
+        return file_size(field, capacity).map(|_| ());
+    }
+    if capacity > QEMU_MAX_LENGTH {
+        return Err(error::too_large(
+            field,
+            capacity,
+            format_args!("{QEMU_MAX_LENGTH} bytes, the largest image QEMU handles"),
+        ));
+    }
+    if vol.target.format == Some(VolFormat::File(FileFormat::Qcow2)) {
+        let extended_l2 = vol
+            .target
+            .features
+            .as_ref()
+            .is_some_and(|f| f.contains(&FileFeature::ExtendedL2));
+        let cs = vol.target.cluster_size;
+        if let Some(max) = qcow2::max_size(cs, extended_l2)
+            && capacity > max
+        {
+            let cs = if cs == 0 {
+                qcow2::DEFAULT_CLUSTER_SIZE
+            } else {
+                cs
+            };
+            let l2 = if extended_l2 { ", extended L2" } else { "" };
+            return Err(error::too_large(
+                field,
+                capacity,
+                format_args!("{max} bytes for a qcow2 image with {cs}-byte clusters{l2}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn validate_argv(
     vol: &VolDef,
     input: Option<&VolDef>,
@@ -616,6 +665,7 @@ pub async fn create_file_vol(
     // apply whichever way the volume is made.
     let cmds = validate_argv(&vol, None, flags)?;
     refuse_encryption(&vol)?;
+    check_capacity(&vol, "capacity", vol.capacity)?;
     if std::fs::symlink_metadata(&path).is_ok() {
         return Err(error::vol_exists(&vol.name));
     }
@@ -679,15 +729,15 @@ fn create_dir_vol(vol: &VolDef, path: &Path) -> Result<Vol, VirtError> {
 
 /// A raw file: `allocation` bytes allocated, `capacity` long.
 fn create_raw(vol: &VolDef, path: &Path) -> Result<Vol, VirtError> {
+    file_size("capacity", vol.capacity)?;
+    let alloc = vol.allocation.min(vol.capacity);
+    let len = file_size("allocation", alloc)?;
     let part = Part::new(path, &vol.name);
     let f = part.create(vol.target.perms.mode.unwrap_or(DEFAULT_VOL_MODE))?;
     if vol.target.nocow {
         set_nocow(&f);
     }
-    let alloc = vol.allocation.min(vol.capacity);
     if alloc > 0 {
-        let len = libc::off_t::try_from(alloc)
-            .map_err(|_| error::invalid_arg(format!("allocation {alloc} is too large")))?;
         // SAFETY: posix_fallocate on a descriptor we own; no memory passed.
         let rc = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, len) };
         if rc != 0 {
@@ -759,6 +809,7 @@ pub async fn create_file_vol_from(
     let cmds = validate_argv(&vol, Some(&input), flags)?;
     refuse_encryption(&vol)?;
     refuse_encryption(&input)?;
+    check_capacity(&vol, "capacity", vol.capacity)?;
     if std::fs::symlink_metadata(&path).is_ok() {
         return Err(error::vol_exists(&vol.name));
     }
@@ -943,6 +994,7 @@ pub async fn resize_file_vol(vol: Arc<VolDef>, r: Resize) -> Result<(), VirtErro
     if vol.vol_type == Some(VolType::Dir) {
         return Err(error::no_support("directory volumes cannot be resized"));
     }
+    check_capacity(&vol, "capacity", r.capacity)?;
     if is_plain_raw(&vol) {
         return blocking(move || {
             let f = OpenOptions::new()
@@ -954,12 +1006,8 @@ pub async fn resize_file_vol(vol: Arc<VolDef>, r: Resize) -> Result<(), VirtErro
                 .map_err(|e| sys(format!("cannot stat '{}'", path.display()), &e))?
                 .len();
             if r.allocate && r.capacity > cur {
-                let (Ok(off), Ok(len)) = (
-                    libc::off_t::try_from(cur),
-                    libc::off_t::try_from(r.capacity - cur),
-                ) else {
-                    return Err(error::invalid_arg("capacity is too large"));
-                };
+                let off = file_size("current size", cur)?;
+                let len = file_size("capacity", r.capacity)? - off;
                 // SAFETY: fallocate on a descriptor we own; no memory passed.
                 let rc = unsafe { libc::fallocate(f.as_raw_fd(), 0, off, len) };
                 if rc != 0 {
@@ -993,6 +1041,7 @@ pub async fn resize_file_vol(vol: Arc<VolDef>, r: Resize) -> Result<(), VirtErro
 mod tests {
     use common::storage::{ParseFlags, VolParseFlags};
 
+    use super::super::MAX_FILE_SIZE;
     use super::*;
 
     fn pool(dir: &Path) -> Arc<PoolDef> {
@@ -1097,6 +1146,127 @@ mod tests {
         assert_eq!(r.vols.len(), 2);
         let again = refresh_dir(&p, &r.vols).expect("refresh again");
         assert!(Arc::ptr_eq(&again.vols["a.img"].def, &r.vols["a.img"].def));
+    }
+
+    /// An INVALID_ARGUMENT naming the capacity and `value`.
+    fn assert_too_large(e: &VirtError, value: &str) {
+        assert_eq!(e.code, common::ErrorCode::InvalidArg, "{}", e.message);
+        assert_eq!(e.to_status().code(), tonic::Code::InvalidArgument);
+        assert!(
+            e.message
+                .contains(&format!("capacity value too large: {value} ")),
+            "{}",
+            e.message
+        );
+    }
+
+    #[tokio::test]
+    async fn impossible_capacities_are_refused_before_the_file_is_touched() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let p = pool(tmp.path());
+        let raw = create_file_vol(
+            p.clone(),
+            vol(
+                &p,
+                "<volume><name>a.img</name><capacity>1048576</capacity></volume>",
+            ),
+            CreateFlags::default(),
+        )
+        .await
+        .expect("raw");
+        let qcow = create_file_vol(
+            p.clone(),
+            vol(
+                &p,
+                "<volume><name>b.qcow2</name><capacity>1048576</capacity>\
+                 <target><format type='qcow2'/></target></volume>",
+            ),
+            CreateFlags::default(),
+        )
+        .await
+        .expect("qcow2");
+        let before = |name: &str| std::fs::read(tmp.path().join(name)).expect("read");
+        let (raw_data, qcow_data) = (before("a.img"), before("b.qcow2"));
+        let past_off_t = MAX_FILE_SIZE + 1;
+        // Raw: truncated (sparse) or allocated, the largest off_t at most.
+        for (capacity, allocate) in [
+            (u64::MAX, false),
+            (u64::MAX, true),
+            (past_off_t, false),
+            (past_off_t, true),
+        ] {
+            let r = Resize {
+                capacity,
+                allocate,
+                shrink: false,
+            };
+            let e = resize_file_vol(raw.def.clone(), r)
+                .await
+                .expect_err("too large");
+            assert_too_large(&e, &capacity.to_string());
+            assert!(e.message.contains("the largest file size"), "{}", e.message);
+        }
+        // qcow2 (qemu-img resize): what QEMU handles, and what an L1 table
+        // of the image's cluster size maps.
+        for (capacity, limit) in [
+            (past_off_t, "the largest image QEMU handles"),
+            (QEMU_MAX_LENGTH + 1, "the largest image QEMU handles"),
+            (
+                (1 << 51) + 512,
+                "2251799813685248 bytes for a qcow2 image with 65536-byte clusters",
+            ),
+        ] {
+            let r = Resize {
+                capacity,
+                allocate: false,
+                shrink: false,
+            };
+            let e = resize_file_vol(qcow.def.clone(), r)
+                .await
+                .expect_err("too large");
+            assert_too_large(&e, &capacity.to_string());
+            assert!(e.message.contains(limit), "{}", e.message);
+        }
+        assert_eq!(before("a.img"), raw_data);
+        assert_eq!(before("b.qcow2"), qcow_data);
+        // A possible size still works.
+        let r = Resize {
+            capacity: 2 << 20,
+            allocate: true,
+            shrink: false,
+        };
+        resize_file_vol(raw.def.clone(), r).await.expect("grow");
+        let m = std::fs::metadata(tmp.path().join("a.img")).expect("meta");
+        assert_eq!(m.len(), 2 << 20);
+
+        // Creates: a raw file past the largest file size (the XML parser
+        // stops at it; a definition built otherwise must not get past),
+        // a preallocated qcow2 (qemu-img) past its L1 table.
+        let mut huge = vol(
+            &p,
+            "<volume><name>c.img</name><capacity>1</capacity></volume>",
+        );
+        huge.capacity = u64::MAX;
+        huge.allocation = u64::MAX;
+        let e = create_file_vol(p.clone(), huge, CreateFlags::default())
+            .await
+            .expect_err("raw too large");
+        assert_too_large(&e, &u64::MAX.to_string());
+        let pre = vol(
+            &p,
+            "<volume><name>d.qcow2</name><capacity unit='EiB'>1</capacity>\
+             <target><format type='qcow2'/></target></volume>",
+        );
+        let flags = CreateFlags {
+            prealloc_metadata: true,
+            ..CreateFlags::default()
+        };
+        let e = create_file_vol(p.clone(), pre, flags)
+            .await
+            .expect_err("qcow2 too large");
+        assert_too_large(&e, &(1u64 << 60).to_string());
+        assert!(e.message.contains("qcow2 image"), "{}", e.message);
+        assert_eq!(names(tmp.path()), ["a.img", "b.qcow2"]);
     }
 
     #[test]

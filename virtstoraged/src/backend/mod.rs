@@ -56,6 +56,29 @@ pub struct Refreshed {
     pub vols: BTreeMap<String, Vol>,
 }
 
+/// The largest size a file (or any volume) can have: the largest `off_t`,
+/// and libvirt's limit on a volume's capacity and allocation
+/// (`LLONG_MAX`).
+pub const MAX_FILE_SIZE: u64 = i64::MAX.unsigned_abs();
+
+/// The largest image QEMU (`qemu-img`) handles: `BDRV_MAX_LENGTH`, the
+/// largest `int64_t` rounded down to 1 GiB.
+pub const QEMU_MAX_LENGTH: u64 = MAX_FILE_SIZE & !((1 << 30) - 1);
+
+/// `value` of `field` as a file offset or length (`off_t`).
+///
+/// # Errors
+/// INVALID_ARG naming the field and the value when it does not fit.
+pub fn file_size(field: &str, value: u64) -> Result<libc::off_t, VirtError> {
+    libc::off_t::try_from(value).map_err(|_| {
+        error::too_large(
+            field,
+            value,
+            format_args!("{MAX_FILE_SIZE} bytes, the largest file size"),
+        )
+    })
+}
+
 /// How a resize is asked for (absolute capacity, already resolved).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Resize {

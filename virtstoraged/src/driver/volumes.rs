@@ -7,7 +7,7 @@ use common::storage::{VolDef, VolParseFlags, VolType, sanitize_path};
 use common::{ErrorCode, ErrorDomain, VirtError};
 
 use super::{StorageDriver, backend_of};
-use crate::backend::{CreateFlags, Resize};
+use crate::backend::{CreateFlags, MAX_FILE_SIZE, Resize};
 use crate::error;
 use crate::names;
 use crate::pool_obj::{PoolObj, Vol};
@@ -550,7 +550,8 @@ impl StorageDriver {
 
     /// Changes a volume's capacity with libvirt's rules: `delta` adds (or
     /// with `shrink` subtracts); shrinking needs `shrink`; never below the
-    /// allocation; growing needs the space in the pool.
+    /// allocation; never above the largest file size; growing needs the
+    /// space in the pool.
     ///
     /// # Errors
     /// INVALID_ARG for the rules above; NO_STORAGE_VOL; the backend failed.
@@ -566,13 +567,26 @@ impl StorageDriver {
             let cur = v.def.capacity;
             let abs = if delta {
                 if shrink {
-                    cur - capacity.min(cur)
+                    Some(cur - capacity.min(cur))
                 } else {
                     cur.checked_add(capacity)
-                        .ok_or_else(|| error::invalid_arg("capacity overflows"))?
                 }
             } else {
-                capacity
+                Some(capacity)
+            };
+            // No volume is larger than the largest file (libvirt's limit on
+            // a capacity it parses): refused before any backend is asked.
+            let Some(abs) = abs.filter(|a| *a <= MAX_FILE_SIZE) else {
+                let value = if delta {
+                    format!("{cur} + {capacity}")
+                } else {
+                    capacity.to_string()
+                };
+                return Err(error::too_large(
+                    "capacity",
+                    value,
+                    format_args!("{MAX_FILE_SIZE} bytes, the largest volume size"),
+                ));
             };
             if abs < v.def.allocation {
                 return Err(error::invalid_arg(
@@ -613,5 +627,78 @@ impl StorageDriver {
                 .await
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn resize_refuses_a_capacity_past_the_largest_volume() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (conf, state, target) = (
+            tmp.path().join("etc"),
+            tmp.path().join("run"),
+            tmp.path().join("pool"),
+        );
+        std::fs::create_dir(&target).expect("target");
+        let d = StorageDriver::with_dirs(conf, state);
+        let pool_xml = format!(
+            "<pool type='dir'><name>p</name><target><path>{}</path></target></pool>",
+            target.display()
+        );
+        d.create_pool(&pool_xml, None).await.expect("pool");
+        let pool = ObjRef::Name("p".into());
+        d.create_volume(
+            &pool,
+            "<volume><name>v.img</name><capacity>1048576</capacity></volume>",
+            None,
+            CreateFlags::default(),
+            false,
+        )
+        .await
+        .expect("volume");
+        let v = VolRef::Name {
+            pool: "p".into(),
+            name: "v.img".into(),
+        };
+        // (capacity, allocate, delta, the value the error names)
+        let cases = [
+            (u64::MAX, false, false, u64::MAX.to_string()),
+            (u64::MAX, true, false, u64::MAX.to_string()),
+            (
+                MAX_FILE_SIZE + 1,
+                false,
+                false,
+                (MAX_FILE_SIZE + 1).to_string(),
+            ),
+            (u64::MAX, false, true, format!("1048576 + {}", u64::MAX)),
+            (
+                MAX_FILE_SIZE,
+                true,
+                true,
+                format!("1048576 + {MAX_FILE_SIZE}"),
+            ),
+        ];
+        for (capacity, allocate, delta, value) in cases {
+            let e = d
+                .resize_volume(&v, capacity, allocate, delta, false)
+                .await
+                .expect_err("too large");
+            assert_eq!(e.code, ErrorCode::InvalidArg, "{}", e.message);
+            assert_eq!(e.to_status().code(), tonic::Code::InvalidArgument);
+            assert!(
+                e.message
+                    .contains(&format!("capacity value too large: {value} (")),
+                "{}",
+                e.message
+            );
+        }
+        assert_eq!(d.volume_info(&v).await.expect("info").capacity, 1 << 20);
+        d.resize_volume(&v, 1 << 20, false, true, false)
+            .await
+            .expect("a possible delta");
+        assert_eq!(d.volume_info(&v).await.expect("info").capacity, 2 << 20);
     }
 }
