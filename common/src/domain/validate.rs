@@ -9,7 +9,7 @@ use super::device::Device;
 use super::device::address::Address;
 use super::device::disk::{Disk, DiskBus, DiskDevice};
 use super::device::hostdev::{Hostdev, HostdevSource};
-use super::device::storage::{NetProtocol, StorageType};
+use super::device::storage::{NetProtocol, StartupPolicy, StorageType};
 use super::device::video::VideoType;
 use super::hooks::DomainDefHooks;
 use super::os::{Firmware, LoaderType};
@@ -67,6 +67,7 @@ fn disk(d: &Disk, path: &str) -> Result<(), XmlError> {
     if bus == DiskBus::Usb && d.src.is_empty() {
         return Err(XmlError::unsupported(path, "'usb' disk must not be empty"));
     }
+    startup_policy(d, path)?;
     if d.src.is_empty() && matches!(d.device, DiskDevice::Disk | DiskDevice::Lun) {
         return Err(XmlError::invalid(path, "missing disk source"));
     }
@@ -93,6 +94,45 @@ fn disk(d: &Disk, path: &str) -> Result<(), XmlError> {
                 format!("invalid secret type '{k}'"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// libvirt's rules on a disk's `startupPolicy` (an XML error, as
+/// libvirt's): only for a source QEMU opens as a local path (a file, a
+/// block device, a directory, or a volume not resolved yet), since only
+/// such a source can be found missing at start; `requisite` (which forgives
+/// a missing source on restore or migration) only for a CD-ROM or floppy,
+/// whose medium can be dropped. The messages are libvirt's, with the disk
+/// named.
+fn startup_policy(d: &Disk, path: &str) -> Result<(), XmlError> {
+    let Some(policy) = d.src.startup_policy else {
+        return Ok(());
+    };
+    let at = format!("{path}/source/@startupPolicy");
+    let local = matches!(
+        d.src.effective_kind(),
+        StorageType::File | StorageType::Block | StorageType::Dir | StorageType::Volume
+    );
+    if !local {
+        return Err(XmlError::invalid(
+            at,
+            format!(
+                "disk startupPolicy '{policy}' is not allowed for disk of '{}' type (disk '{}')",
+                d.src.kind, d.target.dev
+            ),
+        ));
+    }
+    if policy == StartupPolicy::Requisite
+        && !matches!(d.device, DiskDevice::Cdrom | DiskDevice::Floppy)
+    {
+        return Err(XmlError::invalid(
+            at,
+            format!(
+                "disk startupPolicy 'requisite' is allowed only for cdrom or floppy (disk '{}' is a '{}')",
+                d.target.dev, d.device
+            ),
+        ));
     }
     Ok(())
 }
@@ -396,4 +436,141 @@ fn os(def: &DomainDef) -> Result<(), XmlError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::TestHooks;
+    use super::*;
+    use crate::error::{ErrorCode, ErrorDomain};
+    use crate::xml::ParseFlags;
+
+    /// A domain with one `<disk>` of `disk_attrs` holding `inner`.
+    fn with_disk(disk_attrs: &str, inner: &str) -> String {
+        format!(
+            "<domain type='qemu'><name>a</name>\
+             <uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>\
+             <memory>1024</memory><os><type>hvm</type></os><devices>\
+             <disk {disk_attrs}>{inner}</disk></devices></domain>"
+        )
+    }
+
+    fn parse(xml: &str) -> Result<DomainDef, XmlError> {
+        DomainDef::parse_str(xml, ParseFlags::default(), &TestHooks)
+    }
+
+    /// The error of `xml`: at the startupPolicy attribute, an XML error
+    /// (libvirt's VIR_ERR_XML_ERROR), its text containing `want`.
+    fn refused(xml: &str, want: &str) {
+        let e = parse(xml).expect_err(want);
+        assert_eq!(e.path, "devices/disk[1]/source/@startupPolicy", "{e}");
+        assert!(
+            matches!(e.kind, crate::xml::XmlErrorKind::Invalid(_)),
+            "{e}"
+        );
+        let v = e.to_virt_error(ErrorDomain::Domain);
+        assert_eq!(v.code, ErrorCode::XmlDetail, "{e}");
+        assert!(e.to_string().contains(want), "{e}");
+    }
+
+    #[test]
+    fn startup_policy_needs_a_local_source() {
+        for policy in ["mandatory", "requisite", "optional"] {
+            refused(
+                &with_disk(
+                    "type='network' device='disk'",
+                    &format!(
+                        "<source protocol='nbd' name='x' startupPolicy='{policy}'>\
+                         <host name='example.org' port='10809'/></source>\
+                         <target dev='vda' bus='virtio'/>"
+                    ),
+                ),
+                &format!(
+                    "disk startupPolicy '{policy}' is not allowed for disk of 'network' type (disk 'vda')"
+                ),
+            );
+        }
+        refused(
+            &with_disk(
+                "type='network' device='cdrom'",
+                "<source protocol='http' name='x.iso' startupPolicy='optional'>\
+                 <host name='example.org'/></source><target dev='sda' bus='sata'/><readonly/>",
+            ),
+            "not allowed for disk of 'network' type (disk 'sda')",
+        );
+        // Local sources, and a volume not resolved yet, may have any policy
+        // their device allows.
+        for (attrs, source) in [
+            ("type='file' device='disk'", "file='/img/a.qcow2'"),
+            ("type='block' device='disk'", "dev='/dev/sdz'"),
+            ("type='dir' device='disk'", "dir='/srv/fat'"),
+            ("type='volume' device='disk'", "pool='p' volume='v'"),
+        ] {
+            for policy in ["mandatory", "optional"] {
+                let xml = with_disk(
+                    attrs,
+                    &format!(
+                        "<source {source} startupPolicy='{policy}'/>\
+                         <target dev='vda' bus='virtio'/>"
+                    ),
+                );
+                let d = parse(&xml).unwrap_or_else(|e| panic!("{attrs} {policy}: {e}"));
+                assert_eq!(
+                    d.disks().next().and_then(|d| d.src.startup_policy),
+                    policy.parse().ok()
+                );
+            }
+        }
+        // No policy: nothing to check.
+        parse(&with_disk(
+            "type='network' device='disk'",
+            "<source protocol='nbd' name='x'><host name='example.org'/></source>\
+             <target dev='vda' bus='virtio'/>",
+        ))
+        .expect("no policy");
+    }
+
+    #[test]
+    fn requisite_is_only_for_cdrom_and_floppy() {
+        for (attrs, target) in [
+            (
+                "type='file' device='disk'",
+                "<target dev='vda' bus='virtio'/>",
+            ),
+            (
+                "type='block' device='lun'",
+                "<target dev='sda' bus='scsi'/>",
+            ),
+        ] {
+            let source = if attrs.contains("block") {
+                "<source dev='/dev/sdz' startupPolicy='requisite'/>"
+            } else {
+                "<source file='/img/a.raw' startupPolicy='requisite'/>"
+            };
+            let dev = if attrs.contains("lun") { "lun" } else { "disk" };
+            let name = if attrs.contains("lun") { "sda" } else { "vda" };
+            refused(
+                &with_disk(attrs, &format!("{source}{target}")),
+                &format!(
+                    "disk startupPolicy 'requisite' is allowed only for cdrom or floppy (disk '{name}' is a '{dev}')"
+                ),
+            );
+        }
+        for (attrs, target) in [
+            (
+                "type='file' device='cdrom'",
+                "<target dev='sda' bus='sata'/><readonly/>",
+            ),
+            (
+                "type='file' device='floppy'",
+                "<target dev='fda' bus='fdc'/>",
+            ),
+        ] {
+            let xml = with_disk(
+                attrs,
+                &format!("<source file='/img/m.iso' startupPolicy='requisite'/>{target}"),
+            );
+            parse(&xml).unwrap_or_else(|e| panic!("{attrs}: {e}"));
+        }
+    }
 }
