@@ -37,6 +37,7 @@ pub mod limits;
 pub mod logging;
 #[cfg(feature = "tls")]
 pub mod remote;
+pub mod serve;
 pub mod sockets;
 
 use std::future::Future;
@@ -52,7 +53,6 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tonic::service::Routes;
-use tonic::transport::Server;
 
 pub use self::args::Args;
 use self::clients::ClientRegistry;
@@ -586,8 +586,7 @@ where
             Some(()) = reload_rx.recv() => reload(name, &config_path, &log, daemon.as_ref()).await,
             Some(done) = servers.join_next() => {
                 match done {
-                    Ok((kind, Err(e))) => return Err(format!("{} socket server failed: {e}", kind.as_str()).into()),
-                    Ok((kind, Ok(()))) => return Err(format!("{} socket server ended unexpectedly", kind.as_str()).into()),
+                    Ok(kind) => return Err(format!("{} socket server ended unexpectedly", kind.as_str()).into()),
                     Err(e) => return Err(format!("socket server task failed: {e}").into()),
                 }
             }
@@ -646,52 +645,39 @@ fn keepalive((interval, count): (i32, u32)) -> Option<(Duration, Duration)> {
     Some((every, every * count.max(1)))
 }
 
-/// How a socket's server ended.
-pub type ServerResult = (SocketKind, Result<(), tonic::transport::Error>);
+/// How one socket's server ended: it serves until stopped, so only a
+/// failure of its task ends it early.
+pub type ServerResult = SocketKind;
 
 /// Serves `routes` on the connections of `incoming` until `stop` turns
-/// true: the trace layer, the access layer, the per-client call limit.
+/// true: the trace layer, the access layer, the per-client call limit
+/// (`serve`).
 pub fn spawn_server<IO, S>(
     servers: &mut tokio::task::JoinSet<ServerResult>,
     s: ServerSettings,
     routes: Routes,
     incoming: S,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) where
     S: futures::Stream<Item = std::io::Result<clients::TrackedStream<IO>>> + Send + 'static,
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let mut builder = Server::builder();
-    if !s.reject_over_limit {
-        builder = builder.concurrency_limit_per_connection(s.max_requests as usize);
-    }
-    if let Some((every, timeout)) = s.keepalive {
-        builder = builder
-            .http2_keepalive_interval(Some(every))
-            .http2_keepalive_timeout(Some(timeout));
-    }
     let limit = s
         .reject_over_limit
         .then(|| limits::ClientCallLimitLayer::new(s.max_requests));
-    let server = builder
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(crate::trace::TraceLayer::new(s.name))
-                .layer(acl::AclLayer::new(s.kind))
-                .option_layer(limit),
-        )
-        .add_routes(routes);
+    let svc = tower::ServiceBuilder::new()
+        .layer(crate::trace::TraceLayer::new(s.name))
+        .layer(acl::AclLayer::new(s.kind))
+        .option_layer(limit)
+        .service(routes.prepare());
+    let settings = serve::ConnSettings {
+        keepalive: s.keepalive,
+        queue_over: (!s.reject_over_limit).then_some(s.max_requests as usize),
+    };
     let kind = s.kind;
     servers.spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        (
-            kind,
-            server
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await,
-        )
+        serve::serve(incoming, svc, settings, stop).await;
+        kind
     });
 }
 
