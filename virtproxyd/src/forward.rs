@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -29,9 +30,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use common::daemon::acl;
 use common::daemon::clients::{ClientInfo, ClientRegistry};
 use common::paths::{Paths, SocketKind};
-use futures::StreamExt;
 use http_body_util::BodyExt;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::UnixStream;
 use tonic::body::Body;
 use tower::Service;
@@ -43,6 +42,10 @@ pub const FORWARDED_FOR: &str = "virt-forwarded-for";
 
 /// How long connecting to a daemon's socket may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// HTTP/2 receive windows of a connection to a daemon (hyper's client's).
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const CONN_WINDOW: u32 = 5 * 1024 * 1024;
 
 /// A daemon the proxy forwards to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -82,12 +85,17 @@ impl Backend {
 
 type Key = (u64, Backend, bool);
 
-/// The handle of one client's connection to one daemon socket: hyper's
-/// HTTP/2 `SendRequest`, called directly (no tower `Buffer` and worker
-/// task in front of it, as a tonic `Channel` has). Made on the client's
-/// first call to that daemon; the cell lets concurrent first calls share
-/// one dial.
-type Sender = hyper::client::conn::http2::SendRequest<Body>;
+/// One client's HTTP/2 connection to one daemon socket: h2's handle,
+/// called directly (no hyper dispatch queue, task or tower `Buffer` in
+/// front of it: each per-client connection of hyper's client kept a queue
+/// of request slots that grew with its first calls), and whether its
+/// connection task has ended. Made on the client's first call to that
+/// daemon; the cell lets concurrent first calls share one dial.
+#[derive(Clone, Debug)]
+struct Sender {
+    send: h2::client::SendRequest<Bytes>,
+    closed: Arc<AtomicBool>,
+}
 
 #[derive(Debug)]
 struct Slot {
@@ -189,17 +197,28 @@ impl Inner {
             let stream = UnixStream::connect(&path)
                 .await
                 .map_err(|io| format!("Failed to connect socket to '{}': {io}", path.display()))?;
-            let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .handshake(TokioIo::new(stream))
+            let (send, conn) = h2::client::Builder::new()
+                // No HPACK dynamic table: on a Unix socket the bytes it
+                // saves cost nothing, and each of the per-client
+                // connections would keep up to 4 KiB of varying headers
+                // (error messages, timeouts) on both ends for its lifetime.
+                .header_table_size(0)
+                // hyper's client windows: a download is not held back by
+                // the 64 KiB default.
+                .initial_window_size(STREAM_WINDOW)
+                .initial_connection_window_size(CONN_WINDOW)
+                .handshake::<_, Bytes>(stream)
                 .await
                 .map_err(|e| e.to_string())?;
+            let closed = Arc::new(AtomicBool::new(false));
+            let ended = closed.clone();
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!("daemon connection ended: {e}");
                 }
+                ended.store(true, Ordering::Relaxed);
             });
-            Ok(sender)
+            Ok(Sender { send, closed })
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(r) => r,
@@ -224,15 +243,23 @@ impl Inner {
                 .conn
                 .get_or_try_init(|| Self::dial(self.socket(key.1, key.2)))
                 .await;
-            let mut sender = match got {
+            let sender = match got {
                 Ok(s) => s.clone(),
                 Err(why) => {
                     self.forget(key, &slot);
                     return Err(why);
                 }
             };
-            match sender.ready().await {
-                Ok(()) => return Ok((slot, sender)),
+            match sender.send.ready().await {
+                Ok(send) => {
+                    return Ok((
+                        slot,
+                        Sender {
+                            send,
+                            closed: sender.closed,
+                        },
+                    ));
+                }
                 Err(e) => {
                     self.forget(key, &slot);
                     if redialled {
@@ -300,10 +327,16 @@ impl Inner {
         }
         common::trace::inject_headers(&mut parts.headers);
         set_origin(&mut parts.uri);
-        let req = http::Request::from_parts(parts, forward_body(first, rest));
-        match sender.send_request(req).await {
+        let req = http::Request::from_parts(parts, ());
+        let sent = send_call(&mut sender.send, req, first, rest).await;
+        match sent {
             Ok(resp) => {
-                let resp = resp.map(Body::new);
+                let resp = resp.map(|recv| {
+                    Body::new(RecvBody {
+                        recv,
+                        data_done: false,
+                    })
+                });
                 match record {
                     Some(r) => self.audit.watch(r, resp),
                     None => resp,
@@ -312,7 +345,7 @@ impl Inner {
             Err(e) => {
                 // The connection broke under the call (daemon gone or
                 // restarted): the next call of this client dials again.
-                if sender.is_closed() {
+                if sender.closed.load(Ordering::Relaxed) || e.is_io() || e.is_go_away() {
                     self.forget(key, &slot);
                 }
                 let status =
@@ -320,6 +353,125 @@ impl Inner {
                 self.refuse(record, status)
             }
         }
+    }
+}
+
+/// Sends the call: its headers, then the first message (as read) and the
+/// rest of the client's body, and waits for the daemon's response head.
+///
+/// A call whose body has ended with its first message (every unary call)
+/// goes as one DATA frame that ends the stream, sent here. Otherwise a task
+/// pipes the rest frame by frame as the daemon's flow control allows
+/// (bounded memory for uploads), without empty DATA frames: the daemon's
+/// HTTP/2 layer allows only 100 empty frames that do not end their stream
+/// per connection (h2's guard against framing floods), and one client's
+/// connection to the daemon carries all its calls.
+async fn send_call(
+    send: &mut h2::client::SendRequest<Bytes>,
+    req: http::Request<()>,
+    first: Option<Bytes>,
+    rest: axum::body::Body,
+) -> Result<http::Response<h2::RecvStream>, h2::Error> {
+    use http_body::Body as _;
+    let ended = rest.is_end_stream();
+    let (response, mut stream) = send.send_request(req, ended && first.is_none())?;
+    match first {
+        Some(frame) if ended => stream.send_data(frame, true)?,
+        None if ended => {}
+        first => {
+            tokio::spawn(async move {
+                if let Err(e) = pipe(&mut stream, first, rest).await {
+                    tracing::debug!("request body not forwarded: {e}");
+                    stream.send_reset(h2::Reason::CANCEL);
+                }
+            });
+        }
+    }
+    response.await
+}
+
+/// Sends `first` and then the frames of `rest` on `stream`, ending it with
+/// the body's end or its trailers.
+async fn pipe(
+    stream: &mut h2::SendStream<Bytes>,
+    first: Option<Bytes>,
+    mut rest: axum::body::Body,
+) -> Result<(), String> {
+    if let Some(d) = first {
+        send_data(stream, d).await?;
+    }
+    loop {
+        match rest.frame().await {
+            None => {
+                return stream
+                    .send_data(Bytes::new(), true)
+                    .map_err(|e| e.to_string());
+            }
+            Some(Err(e)) => return Err(format!("the client's body failed: {e}")),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(d) => send_data(stream, d).await?,
+                Err(frame) => {
+                    if let Ok(t) = frame.into_trailers() {
+                        return stream.send_trailers(t).map_err(|e| e.to_string());
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Sends `data` as the daemon's window allows (never an empty frame).
+async fn send_data(stream: &mut h2::SendStream<Bytes>, mut data: Bytes) -> Result<(), String> {
+    while !data.is_empty() {
+        stream.reserve_capacity(data.len());
+        let n = match std::future::poll_fn(|cx| stream.poll_capacity(cx)).await {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("the daemon closed the stream".to_owned()),
+        };
+        if n == 0 {
+            continue;
+        }
+        let chunk = data.split_to(n.min(data.len()));
+        stream.send_data(chunk, false).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The daemon's response body as the client's: DATA as it comes (the
+/// window given back as each frame is passed on), then the trailers.
+struct RecvBody {
+    recv: h2::RecvStream,
+    data_done: bool,
+}
+
+impl http_body::Body for RecvBody {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, h2::Error>>> {
+        if !self.data_done {
+            match std::task::ready!(self.recv.poll_data(cx)) {
+                Some(Ok(d)) => {
+                    let _ = self.recv.flow_control().release_capacity(d.len());
+                    return Poll::Ready(Some(Ok(http_body::Frame::data(d))));
+                }
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => self.data_done = true,
+            }
+        }
+        match std::task::ready!(self.recv.poll_trailers(cx)) {
+            Ok(Some(t)) => Poll::Ready(Some(Ok(http_body::Frame::trailers(t)))),
+            Ok(None) => Poll::Ready(None),
+            Err(e) => Poll::Ready(Some(Err(e))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.recv.is_end_stream()
     }
 }
 
@@ -340,32 +492,6 @@ fn set_origin(uri: &mut http::Uri) {
     }
     if let Ok(u) = http::Uri::from_parts(p) {
         *uri = u;
-    }
-}
-
-/// The body sent on to the daemon: the first message (as read) and the
-/// rest of the client's body.
-///
-/// A call whose body has ended with its first message (every unary call)
-/// goes as one DATA frame that ends the stream. Otherwise the rest follows
-/// frame by frame, without empty DATA frames: the daemon's HTTP/2 layer
-/// allows only 100 empty frames that do not end their stream per
-/// connection (h2's guard against framing floods), and one client's
-/// connection to the daemon carries all its calls.
-fn forward_body(first: Option<Bytes>, rest: axum::body::Body) -> Body {
-    use http_body::Body as _;
-    match first {
-        Some(frame) if rest.is_end_stream() => {
-            Body::new(http_body_util::Full::new(frame).map_err(|never: Infallible| match never {}))
-        }
-        first => Body::new(http_body_util::StreamBody::new(
-            futures::stream::iter(first.map(|f| Ok::<_, axum::Error>(http_body::Frame::data(f))))
-                .chain(http_body_util::BodyStream::new(rest))
-                .filter(|f| {
-                    let empty = matches!(f, Ok(f) if f.data_ref().is_some_and(Bytes::is_empty));
-                    std::future::ready(!empty)
-                }),
-        )),
     }
 }
 
