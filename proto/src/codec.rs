@@ -40,7 +40,7 @@ where
     type Decoder = VirtDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        ProstCodec::<T, U>::raw_encoder(BufferSettings::default())
+        ProstCodec::<T, U>::raw_encoder(buffers())
     }
 
     fn decoder(&mut self) -> Self::Decoder {
@@ -62,9 +62,23 @@ impl<U> Default for VirtDecoder<U> {
     }
 }
 
+/// The buffers of a call's messages: 1 KiB to start with (tonic's 8 KiB
+/// default), grown when a message needs more. Nearly every message of the
+/// API is under 1 KiB; a long-lived stream (an event watch) keeps its
+/// buffers for its whole life, and every call in flight holds two, so the
+/// default made each daemon's resident set creep up as more of those pages
+/// were touched under load (docs/reliability.md, "Load and leaks").
+fn buffers() -> BufferSettings {
+    BufferSettings::new(1024, 32 * 1024)
+}
+
 impl<U: Message + Default> Decoder for VirtDecoder<U> {
     type Item = U;
     type Error = Status;
+
+    fn buffer_settings(&self) -> BufferSettings {
+        buffers()
+    }
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         U::decode(buf)
