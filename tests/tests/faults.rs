@@ -188,6 +188,72 @@ fn subnet_of(tag: &str) -> (u8, u8) {
     )
 }
 
+/// virtnetworkd with the isolated network `lan` started on the bridge
+/// `<prefix><tag>0`, its rules in the nftables table `<prefix>_<tag>`; what
+/// it leaves on the host goes with the guard, dropped last.
+struct Lan {
+    bridge: String,
+    table: String,
+    n: Net,
+    _netd: Daemon,
+    _guard: HostGuard,
+}
+
+impl Lan {
+    async fn start(root: &TestRoot, prefix: &str) -> Lan {
+        let tag = tag_of(root);
+        let (a, b) = subnet_of(&tag);
+        let bridge = format!("{prefix}{tag}0");
+        let table = format!("{prefix}_{tag}");
+        let guard = HostGuard {
+            root: root.path().to_path_buf(),
+            links: vec![bridge.clone()],
+            netns: Vec::new(),
+            table: table.clone(),
+        };
+        let netd = Daemon::builder("virtnetworkd", root)
+            .env("VIRT_NETWORK_NFT_TABLE", &table)
+            .start()
+            .await;
+        let mut n = netd.network(SocketKind::ReadWrite).await;
+        n.define_network(npb::DefineNetworkRequest {
+            xml: format!(
+                "<network><name>lan</name><bridge name='{bridge}'/>\
+                 <ip address='10.{a}.{b}.1' prefix='24'/></network>"
+            ),
+            validate: false,
+        })
+        .await
+        .expect("define network");
+        n.start_network(npb::StartNetworkRequest {
+            network: net_ref("lan"),
+        })
+        .await
+        .expect("start network");
+        Lan {
+            bridge,
+            table,
+            n,
+            _netd: netd,
+            _guard: guard,
+        }
+    }
+
+    /// How many ports of `lan` virtnetworkd holds.
+    async fn ports(&self) -> usize {
+        self.n
+            .clone()
+            .list_all_ports(npb::ListAllPortsRequest {
+                network: net_ref("lan"),
+            })
+            .await
+            .expect("ports")
+            .into_inner()
+            .ports
+            .len()
+    }
+}
+
 /// Removes what a test's networks and guests may leave on the host:
 /// QEMUs and dnsmasqs of its root, bridges, taps, namespaces, its
 /// nftables table, daemons started by virtqemud.
@@ -1460,48 +1526,9 @@ async fn a_full_run_dir_fails_a_network_start_and_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_run_dir_fails_a_nic_start_and_releases_its_port() {
     let root = TestRoot::new();
-    let tag = tag_of(&root);
-    let (a, b) = subnet_of(&tag);
-    let bridge = format!("vq{tag}0");
-    let table = format!("vq_{tag}");
-    let _guard = HostGuard {
-        root: root.path().to_path_buf(),
-        links: vec![bridge.clone()],
-        netns: Vec::new(),
-        table: table.clone(),
-    };
-    let netd = Daemon::builder("virtnetworkd", &root)
-        .env("VIRT_NETWORK_NFT_TABLE", &table)
-        .start()
-        .await;
-    let mut n = netd.network(SocketKind::ReadWrite).await;
-    n.define_network(npb::DefineNetworkRequest {
-        xml: format!(
-            "<network><name>lan</name><bridge name='{bridge}'/>\
-             <ip address='10.{a}.{b}.1' prefix='24'/></network>"
-        ),
-        validate: false,
-    })
-    .await
-    .expect("define network");
-    n.start_network(npb::StartNetworkRequest {
-        network: net_ref("lan"),
-    })
-    .await
-    .expect("start network");
-    let ports = || {
-        let mut n = n.clone();
-        async move {
-            n.list_all_ports(npb::ListAllPortsRequest {
-                network: net_ref("lan"),
-            })
-            .await
-            .expect("ports")
-            .into_inner()
-            .ports
-            .len()
-        }
-    };
+    let lan = Lan::start(&root, "vq").await;
+    let (bridge, table) = (lan.bridge.clone(), lan.table.clone());
+    let ports = || lan.ports();
 
     let run_dir = root.paths().driver_run_dir("qemu");
     let run = Tmpfs::mount(&run_dir, "64k");
@@ -1970,48 +1997,9 @@ fn bridge_ports(br: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qemu_killed_during_a_nic_hotplug_releases_everything() {
     let root = TestRoot::new();
-    let tag = tag_of(&root);
-    let (a, b) = subnet_of(&tag);
-    let bridge = format!("vh{tag}0");
-    let table = format!("vh_{tag}");
-    let _guard = HostGuard {
-        root: root.path().to_path_buf(),
-        links: vec![bridge.clone()],
-        netns: Vec::new(),
-        table: table.clone(),
-    };
-    let netd = Daemon::builder("virtnetworkd", &root)
-        .env("VIRT_NETWORK_NFT_TABLE", &table)
-        .start()
-        .await;
-    let mut n = netd.network(SocketKind::ReadWrite).await;
-    n.define_network(npb::DefineNetworkRequest {
-        xml: format!(
-            "<network><name>lan</name><bridge name='{bridge}'/>\
-             <ip address='10.{a}.{b}.1' prefix='24'/></network>"
-        ),
-        validate: false,
-    })
-    .await
-    .expect("define network");
-    n.start_network(npb::StartNetworkRequest {
-        network: net_ref("lan"),
-    })
-    .await
-    .expect("start network");
-    let ports = || {
-        let mut n = n.clone();
-        async move {
-            n.list_all_ports(npb::ListAllPortsRequest {
-                network: net_ref("lan"),
-            })
-            .await
-            .expect("ports")
-            .into_inner()
-            .ports
-            .len()
-        }
-    };
+    let lan = Lan::start(&root, "vh").await;
+    let (bridge, table) = (lan.bridge.clone(), lan.table.clone());
+    let ports = || lan.ports();
 
     let qemud = |root: &TestRoot| {
         Daemon::builder("virtqemud", root)

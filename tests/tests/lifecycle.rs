@@ -218,6 +218,19 @@ async fn wait_state(c: &mut Client, name: &str, want: (i32, i32)) {
     assert!(ok, "{name}: state {want:?} expected, still {last:?}");
 }
 
+/// The domain's XML: live, or with `inactive` the next boot's.
+async fn get_xml(mut c: Client, name: &str, inactive: bool) -> String {
+    c.get_xml(pb::GetXmlRequest {
+        domain: by_name(name),
+        inactive,
+        ..Default::default()
+    })
+    .await
+    .expect("xml")
+    .into_inner()
+    .xml
+}
+
 async fn destroy(c: &mut Client, name: &str) {
     c.destroy(pb::DestroyRequest {
         domain: by_name(name),
@@ -834,20 +847,7 @@ async fn an_optional_cdrom_whose_file_is_missing_starts_empty() {
     start(&mut c, "cd").await;
     env.wait_boots("cd", 1).await;
     let reader = c.clone();
-    let xml = |inactive| {
-        let mut c = reader.clone();
-        async move {
-            c.get_xml(pb::GetXmlRequest {
-                domain: by_name("cd"),
-                inactive,
-                ..Default::default()
-            })
-            .await
-            .expect("xml")
-            .into_inner()
-            .xml
-        }
-    };
+    let xml = |inactive| get_xml(reader.clone(), "cd", inactive);
     // The live drive is there, without a medium; the definition keeps it.
     let live = xml(false).await;
     let drive = live
@@ -1261,20 +1261,7 @@ async fn redefining_or_undefining_a_running_domain_changes_only_the_next_boot() 
     let mut c = env.client().await;
     env.boot(&mut c, "vm", GuestKind::IgnoresPowerButton).await;
     let reader = c.clone();
-    let xml = |inactive| {
-        let mut c = reader.clone();
-        async move {
-            c.get_xml(pb::GetXmlRequest {
-                domain: by_name("vm"),
-                inactive,
-                ..Default::default()
-            })
-            .await
-            .expect("xml")
-            .into_inner()
-            .xml
-        }
-    };
+    let xml = |inactive| get_xml(reader.clone(), "vm", inactive);
     let live_before = xml(false).await;
     // Same name and UUID, more memory.
     let uuid = live_before
