@@ -241,6 +241,93 @@ async fn a_volume_whose_file_went_missing_is_refused_before_qemu_runs() {
     .expect("destroy");
 }
 
+/// An optional CD-ROM whose volume does not exist (libvirt drops the
+/// source of a disk whose pool and volume cannot be translated when its
+/// `startupPolicy` allows): the domain starts and boots with the drive
+/// empty; the definition keeps the volume; the same volume as a plain disk
+/// fails the start naming it.
+#[tokio::test]
+async fn an_optional_cdrom_volume_that_does_not_exist_starts_empty() {
+    let root = TestRoot::new();
+    let _cleanup = Cleanup(&root);
+    let storage = Daemon::start("virtstoraged", &root).await;
+    let qemud = Daemon::start("virtqemud", &root).await;
+    pool_with_guest(&storage, &root).await;
+    let cdrom = "<disk type='volume' device='cdrom'>\
+                 <source pool='guests' volume='absent.iso' startupPolicy='optional'/>\
+                 <target dev='sdb' bus='sata'/><readonly/></disk>\
+                 <serial type='file'>";
+    let mut c = qemud.domain(SocketKind::ReadWrite).await;
+    c.define_xml(pb::DefineXmlRequest {
+        xml: domain_xml(&root).replacen("<serial type='file'>", cdrom, 1),
+        validate: true,
+    })
+    .await
+    .expect("define");
+    c.start(pb::StartRequest {
+        domain: by_name("vm"),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("start: {}\n{}", e.message(), qemud.output()));
+    assert!(wait_until(Duration::from_secs(5), || boots(&root) >= 1).await);
+    let xml = |inactive| {
+        let mut c = c.clone();
+        async move {
+            c.get_xml(pb::GetXmlRequest {
+                domain: by_name("vm"),
+                inactive,
+                ..Default::default()
+            })
+            .await
+            .expect("xml")
+            .into_inner()
+            .xml
+        }
+    };
+    let live = xml(false).await;
+    let drive = live
+        .split("<disk ")
+        .find(|d| d.contains("device='cdrom'"))
+        .unwrap_or_else(|| panic!("no cdrom: {live}"));
+    assert!(!drive.contains("absent.iso"), "{drive}");
+    assert!(
+        xml(true)
+            .await
+            .contains("volume='absent.iso' startupPolicy='optional'")
+    );
+    c.destroy(pb::DestroyRequest {
+        domain: by_name("vm"),
+        ..Default::default()
+    })
+    .await
+    .expect("destroy");
+
+    // Without the policy the start fails on the volume.
+    c.undefine(pb::UndefineRequest {
+        domain: by_name("vm"),
+        ..Default::default()
+    })
+    .await
+    .expect("undefine");
+    let mandatory = cdrom.replace(" startupPolicy='optional'", "");
+    c.define_xml(pb::DefineXmlRequest {
+        xml: domain_xml(&root).replacen("<serial type='file'>", &mandatory, 1),
+        validate: true,
+    })
+    .await
+    .expect("redefine");
+    let e = c
+        .start(pb::StartRequest {
+            domain: by_name("vm"),
+            ..Default::default()
+        })
+        .await
+        .expect_err("the volume does not exist");
+    assert!(e.message().contains("absent.iso"), "{}", e.message());
+    assert_eq!(state(&qemud).await, (SHUTOFF, 0));
+}
+
 #[tokio::test]
 async fn virtqemud_starts_virtstoraged_when_a_volume_needs_it() {
     let root = TestRoot::new();

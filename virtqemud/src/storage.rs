@@ -361,6 +361,36 @@ impl StorageClient {
         parse_volume(pool, vol, &xml)
     }
 
+    /// Resolves the volumes of `def` for its start: a volume that cannot be
+    /// resolved is left out when every disk using it may start without its
+    /// source (`startupPolicy='optional'`), as libvirt drops such a disk's
+    /// source when it cannot translate its pool and volume; the start's
+    /// check of the disks' sources then empties or drops those disks.
+    ///
+    /// # Errors
+    /// The first volume that cannot be resolved and is not optional.
+    pub async fn resolve_for_start(
+        &self,
+        def: &DomainDef,
+    ) -> Result<Vec<ResolvedVolume>, VirtError> {
+        let mut out = Vec::new();
+        for (pool, vol) in volumes_of(def) {
+            match self.resolve(&pool, &vol).await {
+                Ok(r) => out.push(r),
+                Err(e) if crate::process::start::volume_may_be_missing(def, &pool, &vol) => {
+                    tracing::warn!(
+                        pool,
+                        volume = vol,
+                        "optional volume left out of this start: {}",
+                        e.message
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Resolves every volume of `def`.
     ///
     /// # Errors

@@ -231,7 +231,9 @@ impl QemuDriver {
             )
         })?;
         let volumes = match &self.storage {
-            Some(s) if !crate::storage::volumes_of(def).is_empty() => s.resolve_all(def).await?,
+            Some(s) if !crate::storage::volumes_of(def).is_empty() => {
+                s.resolve_for_start(def).await?
+            }
             _ => Vec::new(),
         };
         // The start record: written before anything on the host changes,

@@ -75,15 +75,7 @@ pub fn prepare_domain(
         }
     }
     crate::storage::apply(&mut def, volumes);
-    if let Some((pool, vol)) = crate::storage::volumes_of(&def)
-        .into_iter()
-        .find(|(p, v)| !volumes.iter().any(|r| &r.pool == p && &r.volume == v))
-    {
-        return Err(err(
-            ErrorCode::InternalError,
-            format!("internal error: volume '{vol}' in pool '{pool}' was not resolved"),
-        ));
-    }
+    drop_unresolved_volumes(&mut def, volumes)?;
     // Before the node numbers: a disk dropped here gets none.
     check_disk_sources(&mut def, &|p| std::fs::metadata(p).map(drop))?;
     command::disk::assign_indices(&mut def);
@@ -134,6 +126,77 @@ fn on_missing(device: DiskDevice, policy: Option<StartupPolicy>) -> Missing {
         },
         Some(StartupPolicy::Mandatory | StartupPolicy::Requisite) | None => Missing::Fail,
     }
+}
+
+/// Whether every disk of `def` using volume `vol` of pool `pool` may start
+/// without it (see [`on_missing`]).
+pub(crate) fn volume_may_be_missing(def: &DomainDef, pool: &str, vol: &str) -> bool {
+    let mut users = def.devices.iter().filter_map(|d| match d {
+        Device::Disk(disk)
+            if disk.src.kind == StorageType::Volume
+                && disk
+                    .src
+                    .pool
+                    .as_ref()
+                    .is_some_and(|(p, v, _)| p == pool && v == vol) =>
+        {
+            Some(on_missing(disk.device, disk.src.startup_policy))
+        }
+        _ => None,
+    });
+    let mut any = false;
+    let all = users.all(|m| {
+        any = true;
+        !matches!(m, Missing::Fail)
+    });
+    any && all
+}
+
+/// The volume disks of the live definition whose volume was left out of
+/// the start (see `Storage::resolve_for_start`): an optional CD-ROM or
+/// floppy starts empty, another optional disk is left out of this run.
+///
+/// # Errors
+/// A volume disk that was not resolved and may not start without it
+/// (the resolution should have failed the start before).
+fn drop_unresolved_volumes(
+    def: &mut DomainDef,
+    volumes: &[ResolvedVolume],
+) -> Result<(), VirtError> {
+    let mut i = 0;
+    while i < def.devices.len() {
+        let Device::Disk(disk) = &mut def.devices[i] else {
+            i += 1;
+            continue;
+        };
+        let unresolved = match &disk.src.pool {
+            Some((pool, vol, _)) if disk.src.kind == StorageType::Volume => {
+                (!volumes.iter().any(|r| &r.pool == pool && &r.volume == vol))
+                    .then(|| (pool.clone(), vol.clone()))
+            }
+            _ => None,
+        };
+        let Some((pool, vol)) = unresolved else {
+            i += 1;
+            continue;
+        };
+        match on_missing(disk.device, disk.src.startup_policy) {
+            Missing::Fail => {
+                return Err(err(
+                    ErrorCode::InternalError,
+                    format!("internal error: volume '{vol}' in pool '{pool}' was not resolved"),
+                ));
+            }
+            Missing::EmptySource => {
+                disk.src = StorageSource::default();
+                i += 1;
+            }
+            Missing::DropDisk => {
+                def.devices.remove(i);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The host path QEMU would open for a disk's source, when the source is
@@ -811,6 +874,52 @@ mod tests {
             let e = r.expect_err(policy);
             assert!(e.message.contains("'/dev/nope' of disk 'sda'"), "{e}");
         }
+    }
+
+    #[test]
+    fn unresolved_optional_volumes_are_emptied_or_left_out() {
+        let cd = "<disk type='volume' device='cdrom'>\
+                  <source pool='p' volume='iso' startupPolicy='optional'/>\
+                  <target dev='sdb' bus='sata'/></disk>";
+        let data = "<disk type='volume' device='disk'>\
+                    <source pool='p' volume='data' startupPolicy='optional'/>\
+                    <target dev='vdb' bus='virtio'/></disk>";
+        let root = "<disk type='volume' device='disk'>\
+                    <source pool='p' volume='root'/>\
+                    <target dev='vda' bus='virtio'/></disk>";
+        let mut d = def(&format!("{root}{cd}{data}"));
+        assert!(volume_may_be_missing(&d, "p", "iso"));
+        assert!(volume_may_be_missing(&d, "p", "data"));
+        assert!(!volume_may_be_missing(&d, "p", "root"));
+        assert!(!volume_may_be_missing(&d, "p", "nobody"), "no disk uses it");
+        // One mandatory user is enough to need the volume.
+        let mut shared = d.clone();
+        let mandatory = data
+            .replace(" startupPolicy='optional'", "")
+            .replace("vdb", "vdc");
+        shared.devices.push(def(&mandatory).devices.remove(0));
+        assert!(!volume_may_be_missing(&shared, "p", "data"));
+
+        let resolved = ResolvedVolume {
+            pool: "p".into(),
+            volume: "root".into(),
+            kind: StorageType::File,
+            path: "/img/root.qcow2".into(),
+            format: None,
+        };
+        drop_unresolved_volumes(&mut d, std::slice::from_ref(&resolved)).expect("optional");
+        assert_eq!(targets(&d), ["vda", "sdb"]);
+        let cdrom = d.disks().find(|x| x.target.dev == "sdb").expect("cdrom");
+        assert_eq!(cdrom.src, StorageSource::default());
+
+        let mut d = def(root);
+        let e = drop_unresolved_volumes(&mut d, &[]).expect_err("mandatory");
+        assert!(
+            e.message
+                .contains("volume 'root' in pool 'p' was not resolved"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
