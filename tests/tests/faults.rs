@@ -194,8 +194,9 @@ fn subnet_of(tag: &str) -> (u8, u8) {
 struct Lan {
     bridge: String,
     table: String,
-    n: Net,
-    _netd: Daemon,
+    /// virtnetworkd's read-write socket.
+    socket: PathBuf,
+    netd: Daemon,
     _guard: HostGuard,
 }
 
@@ -233,24 +234,26 @@ impl Lan {
         Lan {
             bridge,
             table,
-            n,
-            _netd: netd,
+            socket: root.socket("virtnetworkd", SocketKind::ReadWrite),
+            netd,
             _guard: guard,
         }
     }
 
-    /// How many ports of `lan` virtnetworkd holds.
+    /// How many ports of `lan` virtnetworkd holds, asked on a new
+    /// connection (virtnetworkd may have been restarted).
     async fn ports(&self) -> usize {
-        self.n
-            .clone()
-            .list_all_ports(npb::ListAllPortsRequest {
-                network: net_ref("lan"),
-            })
-            .await
-            .expect("ports")
-            .into_inner()
-            .ports
-            .len()
+        npb::network_service_client::NetworkServiceClient::new(
+            tests::channel_to(&self.socket).await,
+        )
+        .list_all_ports(npb::ListAllPortsRequest {
+            network: net_ref("lan"),
+        })
+        .await
+        .expect("ports")
+        .into_inner()
+        .ports
+        .len()
     }
 }
 
@@ -678,76 +681,21 @@ fn mend_config(root: &TestRoot, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_daemon_down_fails_a_start_cleanly_and_a_lookup_is_retried() {
     let root = TestRoot::new();
-    let tag = tag_of(&root);
-    let (a, b) = subnet_of(&tag);
-    let bridge = format!("vp{tag}0");
-    let table = format!("vp_{tag}");
-    let _guard = HostGuard {
-        root: root.path().to_path_buf(),
-        links: vec![bridge.clone()],
-        netns: Vec::new(),
-        table: table.clone(),
-    };
-    // The storage pool with the guest, the network (both autostart).
+    // The network and the storage pool with the guest (autostart).
+    let mut lan = Lan::start(&root, "vp").await;
+    let table = lan.table.clone();
     let mut storaged = Daemon::start("virtstoraged", &root).await;
     let pool_dir = root.path().join("pool");
     std::fs::create_dir_all(&pool_dir).expect("pool dir");
     build_image(&pool_dir.join("vm.img"), GuestKind::IgnoresPowerButton).expect("image");
     let mut s = storaged.storage(SocketKind::ReadWrite).await;
-    s.define_pool(spb::DefinePoolRequest {
-        xml: format!(
-            "<pool type='dir'><name>guests</name><target><path>{}</path></target></pool>",
-            pool_dir.display()
-        ),
-        validate: true,
-    })
-    .await
-    .expect("define pool");
-    s.start_pool(spb::StartPoolRequest {
-        pool: pool_ref("guests"),
-        ..Default::default()
-    })
-    .await
-    .expect("start pool");
+    define_started_pool(&mut s, "guests", &pool_dir).await;
     s.set_pool_autostart(spb::SetPoolAutostartRequest {
         pool: pool_ref("guests"),
         autostart: true,
     })
     .await
     .expect("autostart");
-    let mut netd = Daemon::builder("virtnetworkd", &root)
-        .env("VIRT_NETWORK_NFT_TABLE", &table)
-        .start()
-        .await;
-    let mut n = netd.network(SocketKind::ReadWrite).await;
-    n.define_network(npb::DefineNetworkRequest {
-        xml: format!(
-            "<network><name>lan</name><bridge name='{bridge}'/>\
-             <ip address='10.{a}.{b}.1' prefix='24'/></network>"
-        ),
-        validate: false,
-    })
-    .await
-    .expect("define network");
-    n.start_network(npb::StartNetworkRequest {
-        network: net_ref("lan"),
-    })
-    .await
-    .expect("start network");
-    let ports = |root: &TestRoot| {
-        let sock = root.socket("virtnetworkd", SocketKind::ReadWrite);
-        async move {
-            npb::network_service_client::NetworkServiceClient::new(tests::channel_to(&sock).await)
-                .list_all_ports(npb::ListAllPortsRequest {
-                    network: net_ref("lan"),
-                })
-                .await
-                .expect("ports")
-                .into_inner()
-                .ports
-                .len()
-        }
-    };
 
     let qemud = Daemon::builder("virtqemud", &root)
         .env("VIRT_NETWORK_NFT_TABLE", &table)
@@ -788,7 +736,7 @@ async fn a_peer_daemon_down_fails_a_start_cleanly_and_a_lookup_is_retried() {
     );
     assert_eq!(state(&mut c, "vm").await.0, SHUTOFF);
     nothing_left(&root, "vm");
-    assert_eq!(ports(&root).await, 0, "no port taken");
+    assert_eq!(lan.ports().await, 0, "no port taken");
     // Back: virtqemud starts it and the start works.
     mend_config(&root, "virtstoraged");
     start(&mut c, "vm")
@@ -799,12 +747,12 @@ async fn a_peer_daemon_down_fails_a_start_cleanly_and_a_lookup_is_retried() {
         "{}",
         qemud.output()
     );
-    assert_eq!(ports(&root).await, 1);
+    assert_eq!(lan.ports().await, 1);
     destroy(&mut c, "vm").await;
-    assert!(wait_until_async(Duration::from_secs(5), || async { ports(&root).await == 0 }).await);
+    assert!(wait_until_async(Duration::from_secs(5), || async { lan.ports().await == 0 }).await);
 
     // 2. virtnetworkd down and unable to start.
-    netd.stop().await;
+    lan.netd.stop().await;
     break_config(&root, "virtnetworkd");
     let e = start(&mut c, "vm").await.expect_err("network is down");
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
@@ -821,7 +769,7 @@ async fn a_peer_daemon_down_fails_a_start_cleanly_and_a_lookup_is_retried() {
         .await
         .unwrap_or_else(|e| panic!("start with the network back: {}", e.message()));
     assert_eq!(state(&mut c, "vm").await.0, RUNNING);
-    assert_eq!(ports(&root).await, 1, "the network was adopted, one port");
+    assert_eq!(lan.ports().await, 1, "the network was adopted, one port");
     destroy(&mut c, "vm").await;
 
     // 3. virtstoraged dies while it has the start's volume lookup.
