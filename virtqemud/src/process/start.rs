@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, SystemTime};
 
-use common::domain::device::disk::DiskDevice;
+use common::domain::device::disk::{Disk, DiskDevice};
 use common::domain::device::storage::{StartupPolicy, StorageSource, StorageType};
 use common::domain::{Device, DomainDef};
 use common::{ErrorCode, ErrorDomain, VirtError};
@@ -131,25 +131,19 @@ fn on_missing(device: DiskDevice, policy: Option<StartupPolicy>) -> Missing {
 /// Whether every disk of `def` using volume `vol` of pool `pool` may start
 /// without it (see [`on_missing`]).
 pub(crate) fn volume_may_be_missing(def: &DomainDef, pool: &str, vol: &str) -> bool {
-    let mut users = def.devices.iter().filter_map(|d| match d {
-        Device::Disk(disk)
-            if disk.src.kind == StorageType::Volume
+    let mut users = def
+        .disks()
+        .filter(|disk| {
+            disk.src.kind == StorageType::Volume
                 && disk
                     .src
                     .pool
                     .as_ref()
-                    .is_some_and(|(p, v, _)| p == pool && v == vol) =>
-        {
-            Some(on_missing(disk.device, disk.src.startup_policy))
-        }
-        _ => None,
-    });
-    let mut any = false;
-    let all = users.all(|m| {
-        any = true;
-        !matches!(m, Missing::Fail)
-    });
-    any && all
+                    .is_some_and(|(p, v, _)| p == pool && v == vol)
+        })
+        .map(|disk| on_missing(disk.device, disk.src.startup_policy))
+        .peekable();
+    users.peek().is_some() && users.all(|m| m != Missing::Fail)
 }
 
 /// The volume disks of the live definition whose volume was left out of
@@ -163,35 +157,60 @@ fn drop_unresolved_volumes(
     def: &mut DomainDef,
     volumes: &[ResolvedVolume],
 ) -> Result<(), VirtError> {
+    settle_missing(def, |disk| match &disk.src.pool {
+        Some((pool, vol, _))
+            if disk.src.kind == StorageType::Volume
+                && !volumes.iter().any(|r| &r.pool == pool && &r.volume == vol) =>
+        {
+            Some(err(
+                ErrorCode::InternalError,
+                format!("internal error: volume '{vol}' in pool '{pool}' was not resolved"),
+            ))
+        }
+        _ => None,
+    })
+}
+
+/// Settles the disks of `def` whose source is missing: `missing` gives,
+/// for such a disk, the error that fails the start; by the disk's
+/// `startupPolicy` (see [`on_missing`]) the start fails with it, a CD-ROM
+/// or floppy starts empty, or the disk is left out of this run.
+///
+/// # Errors
+/// The error of the first missing source whose disk is not optional.
+fn settle_missing(
+    def: &mut DomainDef,
+    mut missing: impl FnMut(&Disk) -> Option<VirtError>,
+) -> Result<(), VirtError> {
     let mut i = 0;
     while i < def.devices.len() {
         let Device::Disk(disk) = &mut def.devices[i] else {
             i += 1;
             continue;
         };
-        let unresolved = match &disk.src.pool {
-            Some((pool, vol, _)) if disk.src.kind == StorageType::Volume => {
-                (!volumes.iter().any(|r| &r.pool == pool && &r.volume == vol))
-                    .then(|| (pool.clone(), vol.clone()))
-            }
-            _ => None,
-        };
-        let Some((pool, vol)) = unresolved else {
+        let Some(e) = missing(disk) else {
             i += 1;
             continue;
         };
         match on_missing(disk.device, disk.src.startup_policy) {
-            Missing::Fail => {
-                return Err(err(
-                    ErrorCode::InternalError,
-                    format!("internal error: volume '{vol}' in pool '{pool}' was not resolved"),
-                ));
-            }
+            Missing::Fail => return Err(e),
             Missing::EmptySource => {
+                tracing::info!(
+                    disk = %disk.target.dev,
+                    "optional medium missing ({}): the drive starts empty",
+                    e.message
+                );
+                // As libvirt: an empty source of type file, and no policy
+                // left over for the next medium.
                 disk.src = StorageSource::default();
                 i += 1;
             }
             Missing::DropDisk => {
+                tracing::info!(
+                    disk = %disk.target.dev,
+                    "optional disk missing ({}): left out of this run",
+                    e.message
+                );
                 def.devices.remove(i);
             }
         }
@@ -233,45 +252,12 @@ fn check_disk_sources(
     def: &mut DomainDef,
     access: &dyn Fn(&Path) -> std::io::Result<()>,
 ) -> Result<(), VirtError> {
-    let mut i = 0;
-    while i < def.devices.len() {
-        let Device::Disk(disk) = &mut def.devices[i] else {
-            i += 1;
-            continue;
-        };
-        let Some(full) = local_source(&disk.src) else {
-            i += 1;
-            continue;
-        };
-        let Err(e) = access(&full) else {
-            i += 1;
-            continue;
-        };
-        let path = disk.src.path.clone().unwrap_or_default();
-        match on_missing(disk.device, disk.src.startup_policy) {
-            Missing::Fail => return Err(inaccessible(&path, &disk.target.dev, &e)),
-            Missing::EmptySource => {
-                tracing::info!(
-                    disk = %disk.target.dev,
-                    path,
-                    "optional medium cannot be accessed ({e}): the drive starts empty"
-                );
-                // As libvirt: an empty source of type file, and no policy
-                // left over for the next medium.
-                disk.src = StorageSource::default();
-                i += 1;
-            }
-            Missing::DropDisk => {
-                tracing::info!(
-                    disk = %disk.target.dev,
-                    path,
-                    "optional disk cannot be accessed ({e}): left out of this run"
-                );
-                def.devices.remove(i);
-            }
-        }
-    }
-    Ok(())
+    settle_missing(def, |disk| {
+        let full = local_source(&disk.src)?;
+        let e = access(&full).err()?;
+        let path = disk.src.path.as_deref().unwrap_or_default();
+        Some(inaccessible(path, &disk.target.dev, &e))
+    })
 }
 
 /// libvirt's "Cannot access storage file" (virStorageSourceReportBrokenChain),
