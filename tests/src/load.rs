@@ -149,36 +149,8 @@ pub fn guest_xml(name: &str, image: &Path, serial: &Path) -> String {
     )
 }
 
-/// A domain by name.
-pub fn by_name(name: &str) -> Option<dom::DomainRef> {
-    Some(dom::DomainRef {
-        by: Some(dom::domain_ref::By::Name(name.into())),
-    })
-}
-
-/// A pool by name.
-pub fn pool_ref(name: &str) -> Option<sto::PoolRef> {
-    Some(sto::PoolRef {
-        by: Some(sto::pool_ref::By::Name(name.into())),
-    })
-}
-
-/// A volume by pool and name.
-pub fn vol_ref(pool: &str, name: &str) -> Option<sto::VolumeRef> {
-    Some(sto::VolumeRef {
-        by: Some(sto::volume_ref::By::PoolVolume(sto::PoolVolume {
-            pool: pool.into(),
-            name: name.into(),
-        })),
-    })
-}
-
-/// A network by name.
-pub fn net_ref(name: &str) -> Option<net::NetworkRef> {
-    Some(net::NetworkRef {
-        by: Some(net::network_ref::By::Name(name.into())),
-    })
-}
+/// Object references by name, as the soak builds them.
+pub use crate::soak::stack::{dom_ref as by_name, net_ref, pool_ref, vol_ref};
 
 // ---------------------------------------------------------------------------
 // Figures
