@@ -66,6 +66,11 @@ pub enum DnsmasqError {
     },
 }
 
+/// What dnsmasq prints when an interface vanished while it listed them.
+const INTERFACE_RACE: &str = "failed to find list of interfaces: No such device";
+/// How often a start that lost that race is tried in all.
+const RACE_TRIES: u64 = 4;
+
 /// Where a network's dnsmasq files are.
 #[derive(Clone, Debug)]
 pub struct DnsmasqDirs {
@@ -214,6 +219,32 @@ impl DnsmasqDirs {
     pub fn finish_start(
         &self,
         def: &NetworkDef,
+        child: std::process::Child,
+    ) -> Result<DnsmasqProc, DnsmasqError> {
+        let mut child = child;
+        let mut tries = 1;
+        loop {
+            match self.wait_started(def, child) {
+                Err(DnsmasqError::Failed(why))
+                    if tries < RACE_TRIES && why.contains(INTERFACE_RACE) =>
+                {
+                    // dnsmasq lists the host's interfaces and then asks
+                    // about each; one removed in between (a VM's tap going
+                    // away) makes it exit. That says nothing about this
+                    // network: run it again.
+                    tracing::info!(network = %def.name, "{why}; starting dnsmasq again");
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20 * tries));
+                    child = self.spawn(def)?;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn wait_started(
+        &self,
+        def: &NetworkDef,
         mut child: std::process::Child,
     ) -> Result<DnsmasqProc, DnsmasqError> {
         let status = child.wait().map_err(|source| DnsmasqError::Spawn {
@@ -345,4 +376,75 @@ fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), DnsmasqError> {
         let _ = std::fs::remove_file(&tmp);
     }
     r.map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::network::NetworkDef;
+    use common::xml::ParseFlags;
+
+    /// A stand-in dnsmasq that loses the interface race `fails` times,
+    /// then starts: writes its pid file (from the conf) and exits 0.
+    fn fake_dnsmasq(dir: &Path, fails: u32) -> String {
+        let bin = dir.join("dnsmasq");
+        let count = dir.join("runs");
+        let script = format!(
+            "#!/bin/sh\n\
+             n=$(cat {count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {count}\n\
+             if [ $n -le {fails} ]; then\n\
+               echo 'dnsmasq: {INTERFACE_RACE}' >&2; exit 5\n\
+             fi\n\
+             conf=${{1#--conf-file=}}\n\
+             pidf=$(sed -n 's/^pid-file=//p' \"$conf\")\n\
+             echo $$ > \"$pidf\"\n",
+            count = count.display()
+        );
+        std::fs::write(&bin, script).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin.display().to_string()
+    }
+
+    fn setup(fails: u32) -> (tempfile::TempDir, DnsmasqDirs, NetworkDef) {
+        let t = tempfile::tempdir().unwrap();
+        let dirs = DnsmasqDirs {
+            state_dir: t.path().join("state"),
+            pid_dir: t.path().join("run"),
+            helper: t.path().join("helper"),
+            binary: fake_dnsmasq(t.path(), fails),
+        };
+        let def = NetworkDef::parse_str(
+            "<network><name>race</name><bridge name='vtest0'/>\
+             <ip address='192.168.250.1' prefix='24'>\
+             <dhcp><range start='192.168.250.2' end='192.168.250.9'/></dhcp></ip></network>",
+            ParseFlags::default(),
+        )
+        .unwrap();
+        (t, dirs, def)
+    }
+
+    fn runs(t: &tempfile::TempDir) -> u32 {
+        std::fs::read_to_string(t.path().join("runs"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_start_that_lost_the_interface_race_is_run_again() {
+        let (t, dirs, def) = setup(2);
+        let p = dirs.start(&def).expect("third run starts");
+        assert!(p.pid > 0);
+        assert_eq!(runs(&t), 3);
+    }
+
+    #[test]
+    fn the_race_is_retried_a_bounded_number_of_times() {
+        let (t, dirs, def) = setup(100);
+        let e = dirs.start(&def).expect_err("never starts");
+        assert!(e.to_string().contains(INTERFACE_RACE), "{e}");
+        assert_eq!(u64::from(runs(&t)), RACE_TRIES);
+        assert!(!dirs.pid_file("race").exists());
+    }
 }
