@@ -813,6 +813,30 @@ async fn a_missing_disk_source_is_refused_before_qemu_runs() {
     assert!(env.domain_dirs().is_empty());
     assert!(qemus(&env).is_empty());
 
+    // Something else at that path (QEMU's file driver opens only regular
+    // files) is refused the same way, before QEMU runs.
+    std::fs::create_dir(&image).expect("a directory where the image goes");
+    let e = c
+        .start(pb::StartRequest {
+            domain: by_name("late"),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a directory");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{}", e.message());
+    assert_eq!(
+        e.message(),
+        format!(
+            "invalid argument: source '{}' of disk 'sda' is a directory, \
+             but <disk type='file'> needs a regular file",
+            image.display()
+        )
+    );
+    assert_eq!(state(&mut c, "late").await, (SHUTOFF, 0));
+    assert!(env.domain_dirs().is_empty());
+    assert!(qemus(&env).is_empty());
+    std::fs::remove_dir(&image).expect("rmdir");
+
     // Once the file is there, the same domain starts.
     build_image(&image, GuestKind::Cooperative).expect("guest image");
     start(&mut c, "late").await;

@@ -77,7 +77,7 @@ pub fn prepare_domain(
     crate::storage::apply(&mut def, volumes);
     drop_unresolved_volumes(&mut def, volumes)?;
     // Before the node numbers: a disk dropped here gets none.
-    check_disk_sources(&mut def, &|p| std::fs::metadata(p).map(drop))?;
+    check_disk_sources(&mut def, &|p| std::fs::metadata(p).map(|m| m.file_type()))?;
     command::disk::assign_indices(&mut def);
     let paths = env.paths(&def, id);
     let mut master_key = [0u8; 32];
@@ -250,14 +250,67 @@ fn local_source(src: &StorageSource) -> Option<PathBuf> {
 /// something on its way is not a directory or symlinks loop.
 fn check_disk_sources(
     def: &mut DomainDef,
-    access: &dyn Fn(&Path) -> std::io::Result<()>,
+    access: &dyn Fn(&Path) -> std::io::Result<std::fs::FileType>,
 ) -> Result<(), VirtError> {
+    let mut wrong = None;
     settle_missing(def, |disk| {
         let full = local_source(&disk.src)?;
-        let e = access(&full).err()?;
         let path = disk.src.path.as_deref().unwrap_or_default();
-        Some(inaccessible(path, &disk.target.dev, &e))
-    })
+        match access(&full) {
+            Err(e) => Some(inaccessible(path, &disk.target.dev, &e)),
+            Ok(found) => {
+                if wrong.is_none() {
+                    wrong = wrong_kind(disk, path, found);
+                }
+                None
+            }
+        }
+    })?;
+    wrong.map_or(Ok(()), Err)
+}
+
+/// A source that exists but is not what its disk type makes QEMU open
+/// (the `file` driver wants a regular file, `host_device` a block or
+/// character device, `vvfat` a directory): refused before QEMU refuses
+/// it, whatever the startup policy (that is for missing media).
+fn wrong_kind(disk: &Disk, path: &str, found: std::fs::FileType) -> Option<VirtError> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let (fits, wants) = match disk.src.effective_kind() {
+        StorageType::File => (found.is_file(), "a regular file"),
+        StorageType::Block => (
+            found.is_block_device() || found.is_char_device(),
+            "a block device",
+        ),
+        StorageType::Dir => (found.is_dir(), "a directory"),
+        _ => return None,
+    };
+    if fits {
+        return None;
+    }
+    let is = if found.is_dir() {
+        "a directory"
+    } else if found.is_block_device() {
+        "a block device"
+    } else if found.is_char_device() {
+        "a character device"
+    } else if found.is_fifo() {
+        "a FIFO"
+    } else if found.is_socket() {
+        "a socket"
+    } else {
+        "a regular file"
+    };
+    let kind = match disk.src.kind {
+        StorageType::Volume => format!("the volume's type '{}'", disk.src.effective_kind()),
+        k => format!("<disk type='{k}'>"),
+    };
+    Some(err(
+        ErrorCode::InvalidArg,
+        format!(
+            "invalid argument: source '{path}' of disk '{}' is {is}, but {kind} needs {wants}",
+            disk.target.dev
+        ),
+    ))
 }
 
 /// libvirt's "Cannot access storage file" (virStorageSourceReportBrokenChain),
@@ -807,13 +860,70 @@ mod tests {
         let access = |p: &Path| {
             seen.borrow_mut().push(p.to_path_buf());
             if existing.iter().any(|e| Path::new(e) == p) {
-                Ok(())
+                // Something of the kind the disk wants, found on the host.
+                Ok(std::fs::metadata(kind_like(p)).expect("stat").file_type())
             } else {
                 Err(std::io::Error::from_raw_os_error(nix::libc::ENOENT))
             }
         };
         let r = check_disk_sources(d, &access);
         (r, seen.into_inner())
+    }
+
+    /// A host path of the kind these tests' names suggest: `/dev/...` a
+    /// device (`host_device` takes character devices too), `...dir...` a
+    /// directory, else a regular file.
+    fn kind_like(p: &Path) -> &'static Path {
+        let s = p.to_string_lossy();
+        if s.starts_with("/dev/") {
+            Path::new("/dev/null")
+        } else if s.contains("dir") {
+            Path::new("/")
+        } else {
+            Path::new("/etc/hostname")
+        }
+    }
+
+    fn wrong(d: &mut DomainDef, found: &'static str) -> Result<(), VirtError> {
+        check_disk_sources(d, &|_| std::fs::metadata(found).map(|m| m.file_type()))
+    }
+
+    #[test]
+    fn a_source_of_the_wrong_kind_is_refused_whatever_the_policy() {
+        let mut d = def(
+            "<disk type='file' device='cdrom'><source file='/dev/null' startupPolicy='optional'/>             <target dev='sda' bus='sata'/></disk>",
+        );
+        let before = d.clone();
+        let e = wrong(&mut d, "/dev/null").expect_err("a char device is no file");
+        assert_eq!(
+            e.message,
+            "invalid argument: source '/dev/null' of disk 'sda' is a character device, \
+             but <disk type='file'> needs a regular file"
+        );
+        assert_eq!(e.to_status().code(), tonic::Code::InvalidArgument);
+        assert_eq!(d, before);
+
+        let mut d = def(
+            "<disk type='block' device='disk'><source dev='/srv/a.img'/>\
+             <target dev='vda' bus='virtio'/></disk>",
+        );
+        let e = wrong(&mut d, "/etc/hostname").expect_err("a file is no device");
+        assert!(
+            e.message
+                .contains("is a regular file, but <disk type='block'> needs a block device"),
+            "{e}"
+        );
+        wrong(&mut d, "/dev/null").expect("host_device takes character devices too");
+
+        let mut d = def("<disk type='dir' device='disk'><source dir='/srv/d'/>\
+             <target dev='hda' bus='ide'/></disk>");
+        let e = wrong(&mut d, "/etc/hostname").expect_err("a file is no directory");
+        assert!(e.message.contains("needs a directory"), "{e}");
+        wrong(&mut d, "/").expect("a directory");
+
+        let mut d = def(VDA);
+        let e = wrong(&mut d, "/").expect_err("a directory is no file");
+        assert!(e.message.contains("is a directory"), "{e}");
     }
 
     fn targets(d: &DomainDef) -> Vec<String> {
