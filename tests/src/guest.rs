@@ -248,6 +248,28 @@ pub fn build_image(path: &Path, kind: GuestKind) -> io::Result<()> {
     f.sync_all()
 }
 
+/// Writes at `path` a qcow2 overlay (`qemu-img create`) whose backing file
+/// is `backing`, as written into it (QEMU looks for a relative name next
+/// to `path`), of format `backing_format`.
+///
+/// # Errors
+/// qemu-img cannot run, or fails (with its message).
+pub fn create_overlay(path: &Path, backing: &str, backing_format: &str) -> io::Result<()> {
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-b", backing, "-F"])
+        .arg(backing_format)
+        .arg(path)
+        .output()?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(io::Error::other(format!(
+        "qemu-img create {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
 // ---------------------------------------------------------------------------
 // Running it
 // ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::error::status_detail;
 use proto::domain::v1 as pb;
 use proto::domain::v1::domain_service_client::DomainServiceClient;
-use tests::guest::{GuestKind, UP_LINE, build_image};
+use tests::guest::{GuestKind, UP_LINE, build_image, create_overlay};
 use tests::{Daemon, SocketKind, TestRoot, wait_until, wait_until_async};
 use tonic::transport::Channel;
 
@@ -69,6 +69,18 @@ impl Env {
     /// The domain XML of the tiny guest `kind`.
     fn xml(&self, name: &str, kind: GuestKind) -> String {
         guest_xml(name, &self.image(name, kind), &self.serial(name), kind, "")
+    }
+
+    /// The domain XML of the cooperative guest on the disk `image` of
+    /// format `format` (`<driver type=>`), which this does not write.
+    fn xml_on(&self, name: &str, image: &Path, format: &str) -> String {
+        let xml = guest_xml(name, image, &self.serial(name), GuestKind::Cooperative, "").replacen(
+            "<driver name='qemu' type='raw'/>",
+            &format!("<driver name='qemu' type='{format}'/>"),
+            1,
+        );
+        assert!(xml.contains(&format!("type='{format}'")), "{xml}");
+        xml
     }
 
     async fn define(&self, c: &mut Client, name: &str, kind: GuestKind) {
@@ -675,17 +687,12 @@ async fn transient_domains_vanish_when_they_stop() {
 async fn a_failed_start_leaves_nothing_behind() {
     let env = Env::new().await;
     let mut c = env.client().await;
-    // A disk "image" that is a directory: it exists, so the daemon's
-    // check lets it by, and QEMU refuses to open it after it started.
-    let not_an_image = env.root.path().join("a-directory.img");
-    std::fs::create_dir(&not_an_image).expect("mkdir");
-    let xml = guest_xml(
-        "bad",
-        &not_an_image,
-        &env.serial("bad"),
-        GuestKind::Cooperative,
-        "",
-    );
+    // A qcow2 disk whose file is no qcow2: it exists and is a regular
+    // file, so the daemon's checks let it by (the format mismatch is
+    // QEMU's to report), and QEMU refuses to open it after it started.
+    let not_an_image = env.root.path().join("not-a-qcow2.img");
+    std::fs::write(&not_an_image, vec![0u8; 4096]).expect("file");
+    let xml = env.xml_on("bad", &not_an_image, "qcow2");
     c.define_xml(pb::DefineXmlRequest {
         xml,
         validate: false,
@@ -702,7 +709,7 @@ async fn a_failed_start_leaves_nothing_behind() {
     assert!(
         e.message()
             .starts_with("internal error: QEMU unexpectedly closed the monitor")
-            && e.message().contains("a-directory.img"),
+            && e.message().contains("not-a-qcow2.img"),
         "{}",
         e.message()
     );
@@ -748,18 +755,38 @@ fn qemus(env: &Env) -> Vec<i32> {
         .collect()
 }
 
+/// Asserts that the start of `name` failed with `e`, NOT_FOUND
+/// SYSTEM_ERROR `want` in the storage domain, before QEMU ran: the domain
+/// is still defined and shut off, and nothing is on the host: no domain
+/// directory, no status file, no QEMU, and no log, which only a QEMU about
+/// to run gets.
+async fn refused_before_qemu_ran(
+    env: &Env,
+    c: &mut Client,
+    name: &str,
+    e: &tonic::Status,
+    want: &str,
+) {
+    assert_eq!(e.code(), tonic::Code::NotFound, "{}", e.message());
+    assert_eq!(e.message(), want);
+    let detail = status_detail(e).expect("detail");
+    assert_eq!(
+        (detail.code_name.as_str(), detail.domain_name.as_str()),
+        ("SYSTEM_ERROR", "STORAGE")
+    );
+    assert_eq!(state(c, name).await, (SHUTOFF, 0));
+    assert!(env.domain_dirs().is_empty());
+    assert!(!env.status_file(name).exists());
+    assert!(qemus(env).is_empty());
+    assert_eq!(env.qemu_log(name), "");
+}
+
 #[tokio::test]
 async fn a_missing_disk_source_is_refused_before_qemu_runs() {
     let env = Env::new().await;
     let mut c = env.client().await;
     let image = env.root.path().join("later.img");
-    let xml = guest_xml(
-        "late",
-        &image,
-        &env.serial("late"),
-        GuestKind::Cooperative,
-        "",
-    );
+    let xml = env.xml_on("late", &image, "raw");
     c.define_xml(pb::DefineXmlRequest {
         xml: xml.clone(),
         validate: true,
@@ -777,21 +804,7 @@ async fn a_missing_disk_source_is_refused_before_qemu_runs() {
         })
         .await
         .expect_err("no image");
-    assert_eq!(e.code(), tonic::Code::NotFound, "{}", e.message());
-    assert_eq!(e.message(), want);
-    let detail = status_detail(&e).expect("detail");
-    assert_eq!(
-        (detail.code_name.as_str(), detail.domain_name.as_str()),
-        ("SYSTEM_ERROR", "STORAGE")
-    );
-    // Still defined and shut off; nothing on the host: no domain
-    // directory, no status file, no QEMU, and no log, which only a
-    // QEMU about to run gets.
-    assert_eq!(state(&mut c, "late").await, (SHUTOFF, 0));
-    assert!(env.domain_dirs().is_empty());
-    assert!(!env.status_file("late").exists());
-    assert!(qemus(&env).is_empty());
-    assert_eq!(env.qemu_log("late"), "");
+    refused_before_qemu_ran(&env, &mut c, "late", &e, &want).await;
 
     // A transient domain the same: refused, and gone.
     let e = c
@@ -842,6 +855,51 @@ async fn a_missing_disk_source_is_refused_before_qemu_runs() {
     start(&mut c, "late").await;
     env.wait_boots("late", 1).await;
     destroy(&mut c, "late").await;
+}
+
+/// A qcow2 overlay whose backing file is gone is refused before QEMU
+/// runs, as libvirt does, rather than by QEMU ("Could not open backing
+/// file"); once the backing file is back, the same domain boots from it.
+#[tokio::test]
+async fn a_missing_backing_file_is_refused_before_qemu_runs() {
+    let env = Env::new().await;
+    let mut c = env.client().await;
+    let base = env.image("chain-base", GuestKind::Cooperative);
+    let overlay = env.root.path().join("chain.qcow2");
+    // Named relative to the overlay, as written into it: QEMU looks for
+    // it next to the overlay.
+    create_overlay(&overlay, "chain-base.img", "raw").expect("overlay");
+    let xml = env.xml_on("chain", &overlay, "qcow2");
+    c.define_xml(pb::DefineXmlRequest {
+        xml,
+        validate: true,
+    })
+    .await
+    .expect("define");
+    let kept = env.root.path().join("chain-base.kept");
+    std::fs::rename(&base, &kept).expect("the backing file goes away");
+
+    let e = c
+        .start(pb::StartRequest {
+            domain: by_name("chain"),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no backing file");
+    let want = format!(
+        "Cannot access backing file 'chain-base.img' of storage file '{}' \
+         (as uid:{}, gid:{}): No such file or directory",
+        overlay.display(),
+        nix::unistd::geteuid(),
+        nix::unistd::getegid()
+    );
+    refused_before_qemu_ran(&env, &mut c, "chain", &e, &want).await;
+
+    // The backing file back: the guest boots through the overlay.
+    std::fs::rename(&kept, &base).expect("the backing file is back");
+    start(&mut c, "chain").await;
+    env.wait_boots("chain", 1).await;
+    destroy(&mut c, "chain").await;
 }
 
 #[tokio::test]

@@ -1,27 +1,19 @@
-//! What a file volume is: its format (by magic, as libvirt's
-//! `virStorageFileProbeFormat`), virtual size, backing file and the qcow2
-//! details libvirt shows (`compat`, `clusterSize`, `features`), plus the
-//! file's sizes, permissions and timestamps.
+//! What a file volume is: the image facts [`common::storage::probe`]
+//! reads (format, virtual size, backing file, the qcow2 details libvirt
+//! shows), plus the file's sizes, permissions and timestamps.
 //!
-//! One `pread` of the first 4 KiB answers almost every image (a second
-//! one for a backing name beyond it, or the ISO 9660 signature at 32 KiB).
 //! [`Stamp`] lets a pool refresh skip files that did not change.
 
-use std::collections::BTreeSet;
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use common::storage::probe::{ImageInfo, probe_image};
 use common::storage::{
-    Encryption, EncryptionFormat, FileFeature, FileFormat, Perms, Timestamp, Timestamps,
-    VolBackingStore, VolDef, VolFormat, VolTarget, VolType,
+    Encryption, FileFormat, Perms, Timestamp, Timestamps, VolBackingStore, VolDef, VolFormat,
+    VolTarget, VolType,
 };
-
-use crate::qcow2;
-
-/// How much of a file the probe reads first.
-const PROBE_LEN: usize = 4096;
 
 /// What identifies a file's content version: if none of these changed,
 /// an earlier probe still holds.
@@ -70,138 +62,6 @@ impl Stamp {
             gid: st.st_gid,
         }
     }
-}
-
-/// The format facts of an image.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ImageInfo {
-    /// The format.
-    pub format: Option<FileFormat>,
-    /// The virtual size, when the format has one (else the file size).
-    pub capacity: Option<u64>,
-    /// The backing file (as written in the image) and its format.
-    pub backing: Option<(String, Option<FileFormat>)>,
-    /// qcow2 compat level (`0.10`, `1.1`).
-    pub compat: Option<String>,
-    /// qcow2 cluster size.
-    pub cluster_size: u64,
-    /// qcow2 features (only for version 3, as libvirt).
-    pub features: Option<BTreeSet<FileFeature>>,
-    /// Encryption format, if the image is encrypted.
-    pub encryption: Option<EncryptionFormat>,
-}
-
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn le64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn be64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
-/// Reads up to `len` bytes at `offset` (fewer at the end of the file).
-fn read_at(f: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; len];
-    let mut got = 0;
-    while got < len {
-        match f.read_at(&mut buf[got..], offset + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(got);
-    Ok(buf)
-}
-
-/// Probes the image in `f` (of `file_size` bytes).
-///
-/// # Errors
-/// The file cannot be read.
-pub fn probe_image(f: &File, file_size: u64) -> io::Result<ImageInfo> {
-    let head = read_at(f, 0, PROBE_LEN)?;
-    let mut info = ImageInfo::default();
-    if let Some(h) = qcow2::parse_header(&head) {
-        let fmt = if h.version == 1 {
-            FileFormat::Qcow
-        } else {
-            FileFormat::Qcow2
-        };
-        info.format = Some(fmt);
-        info.capacity = Some(h.size);
-        if let Some((off, len)) = h.backing {
-            let len = usize::try_from(len).unwrap_or(0).min(1023);
-            let start = usize::try_from(off).unwrap_or(usize::MAX);
-            let name = match head.get(start..start.saturating_add(len)) {
-                Some(b) => b.to_vec(),
-                None => read_at(f, off, len)?,
-            };
-            let bfmt = h
-                .backing_format
-                .as_deref()
-                .and_then(|s| s.parse::<FileFormat>().ok());
-            info.backing = Some((String::from_utf8_lossy(&name).into_owned(), bfmt));
-        }
-        if fmt == FileFormat::Qcow2 {
-            info.cluster_size = h.cluster_size;
-            if h.version >= 3 {
-                info.compat = Some("1.1".to_owned());
-                let mut feats = BTreeSet::new();
-                if h.lazy_refcounts {
-                    feats.insert(FileFeature::LazyRefcounts);
-                }
-                if h.extended_l2 {
-                    feats.insert(FileFeature::ExtendedL2);
-                }
-                info.features = Some(feats);
-            } else {
-                info.compat = Some("0.10".to_owned());
-            }
-        }
-        info.encryption = match h.crypt_method {
-            1 => Some(EncryptionFormat::Qcow),
-            2 => Some(EncryptionFormat::Luks),
-            _ => None,
-        };
-        return Ok(info);
-    }
-    let starts = |m: &[u8]| head.starts_with(m);
-    if starts(b"QED\0") {
-        info.format = Some(FileFormat::Qed);
-        info.capacity = le64(&head, 48);
-    } else if starts(b"KDMV") {
-        info.format = Some(FileFormat::Vmdk);
-        info.capacity = le64(&head, 12).map(|s| s.saturating_mul(512));
-    } else if starts(b"# Disk DescriptorFile") {
-        info.format = Some(FileFormat::Vmdk);
-    } else if le32(&head, 0x40) == Some(0xbeda_107f) {
-        info.format = Some(FileFormat::Vdi);
-        info.capacity = le64(&head, 0x170);
-    } else if starts(b"conectix") {
-        info.format = Some(FileFormat::Vpc);
-        info.capacity = be64(&head, 48);
-    } else if starts(b"LUKS\xba\xbe") {
-        info.format = Some(FileFormat::Luks);
-        let payload = u64::from(be32(&head, 104).unwrap_or(0)) * 512;
-        info.capacity = Some(file_size.saturating_sub(payload));
-        info.encryption = Some(EncryptionFormat::Luks);
-    } else if starts(b"Bochs Virtual HD Image") {
-        info.format = Some(FileFormat::Bochs);
-    } else if file_size >= 0x8006 && read_at(f, 0x8001, 5)? == b"CD001" {
-        info.format = Some(FileFormat::Iso);
-    } else {
-        info.format = Some(FileFormat::Raw);
-    }
-    Ok(info)
 }
 
 fn timestamp(sec: i64, nsec: i64) -> Option<Timestamp> {
@@ -285,22 +145,15 @@ pub fn apply_info(vol: &mut VolDef, info: &ImageInfo, file_size: u64) {
 /// # Errors
 /// It cannot be opened or read.
 pub fn image_size(path: &Path) -> io::Result<(u64, Option<FileFormat>)> {
-    let f = File::open(path)?;
-    let m = f.metadata()?;
-    let size = if m.file_type().is_file() {
-        m.size()
-    } else {
-        use std::io::Seek;
-        let mut f2 = &f;
-        f2.seek(io::SeekFrom::End(0))?
-    };
-    let info = probe_image(&f, size)?;
-    Ok((info.capacity.unwrap_or(size), info.format))
+    let im = common::storage::open_image(path)?;
+    Ok((im.info.capacity.unwrap_or(im.size), im.info.format))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::qcow2;
+    use common::storage::FileFeature;
 
     #[test]
     fn stamps_of_stat_and_metadata_agree() {

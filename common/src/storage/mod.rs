@@ -19,7 +19,9 @@
 //! formatting in the `*_parse`/`*_format` modules. [`argv`] holds the pure
 //! command-line builders of the storage driver (`mount`, `vgchange`,
 //! `qemu-img`), scored by the pool-xml2argv and vol-xml2argv conformance
-//! categories.
+//! categories. [`probe`] reads what an image file is (format, size,
+//! backing file; [`qcow2`] its header), for virtstoraged's volumes and
+//! virtqemud's backing-chain check.
 
 pub mod argv;
 pub mod common;
@@ -27,6 +29,8 @@ mod common_xml;
 pub mod pool;
 mod pool_format;
 mod pool_parse;
+pub mod probe;
+pub mod qcow2;
 pub mod schema;
 mod util;
 mod vol_format;
@@ -49,6 +53,7 @@ pub use pool::{
     RefreshAllocation, ScsiHostAdapter, SourceDevice, SourceHost,
 };
 pub use pool_parse::valid_wwn;
+pub use probe::{ImageInfo, OpenImage, open_image, probe_image};
 pub use util::sanitize_path;
 pub use volume::{
     FileFeature, FileFormat, Timestamp, Timestamps, VolBackingStore, VolDef, VolDiskFormat,

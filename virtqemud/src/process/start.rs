@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use common::domain::device::disk::{Disk, DiskDevice};
 use common::domain::device::storage::{StartupPolicy, StorageSource, StorageType};
 use common::domain::{Device, DomainDef};
+use common::storage::{FileFormat, ImageInfo};
 use common::{ErrorCode, ErrorDomain, VirtError};
 
 use super::pidfd::{self, PidFd};
@@ -47,14 +48,14 @@ pub struct PreparedDomain {
 /// Prepares domain `persistent` to run as `id`: copies it into the live
 /// definition (aliases, the `volumes` its disks name, resolved by the
 /// caller through the storage driver), checks that its local disk sources
-/// can be accessed (see `check_disk_sources`: the only look at the host
-/// here, and only a read), picks its paths and master key and builds its
-/// command line.
+/// and their backing chains can be accessed (see `check_disk_sources`:
+/// the only look at the host here, and only a read), picks its paths and
+/// master key and builds its command line.
 ///
 /// # Errors
 /// SYSTEM_ERROR when a disk source cannot be accessed and its disk is not
-/// optional; CONFIG_UNSUPPORTED when the builder cannot express the
-/// definition.
+/// optional, or a backing file of one cannot be; CONFIG_UNSUPPORTED when
+/// the builder cannot express the definition.
 pub fn prepare_domain(
     persistent: &DomainDef,
     id: i32,
@@ -77,7 +78,11 @@ pub fn prepare_domain(
     crate::storage::apply(&mut def, volumes);
     drop_unresolved_volumes(&mut def, volumes)?;
     // Before the node numbers: a disk dropped here gets none.
-    check_disk_sources(&mut def, &|p| std::fs::metadata(p).map(|m| m.file_type()))?;
+    check_disk_sources(
+        &mut def,
+        &|p| std::fs::metadata(p).map(|m| m.file_type()),
+        &read_layer,
+    )?;
     command::disk::assign_indices(&mut def);
     let paths = env.paths(&def, id);
     let mut master_key = [0u8; 32];
@@ -241,32 +246,194 @@ fn local_source(src: &StorageSource) -> Option<PathBuf> {
 /// that cannot be accessed fails the start, naming the path and the
 /// disk, unless the disk's `startupPolicy` is `optional`: then a CD-ROM
 /// or floppy starts empty, and another disk is left out of the live
-/// definition. Only reads the host.
+/// definition. A source that is there has its backing chain checked
+/// (see [`check_chain`]; `read` is [`read_layer`] outside the tests).
+/// Only reads the host.
 ///
 /// # Errors
 /// SYSTEM_ERROR "Cannot access storage file": NOT_FOUND when the file does
 /// not exist, PERMISSION_DENIED when it may not be reached,
 /// INVALID_ARGUMENT when its name is too long, FAILED_PRECONDITION when
-/// something on its way is not a directory or symlinks loop.
+/// something on its way is not a directory or symlinks loop; the errors
+/// of [`check_chain`].
 fn check_disk_sources(
     def: &mut DomainDef,
     access: &dyn Fn(&Path) -> std::io::Result<std::fs::FileType>,
+    read: ReadLayer<'_>,
 ) -> Result<(), VirtError> {
-    let mut wrong = None;
+    // The first error that no startup policy forgives.
+    let mut hard = None;
     settle_missing(def, |disk| {
         let full = local_source(&disk.src)?;
         let path = disk.src.path.as_deref().unwrap_or_default();
         match access(&full) {
             Err(e) => Some(inaccessible(path, &disk.target.dev, &e)),
             Ok(found) => {
-                if wrong.is_none() {
-                    wrong = wrong_kind(disk, path, found);
+                if hard.is_none() {
+                    hard = wrong_kind(disk, path, found)
+                        .or_else(|| check_chain(disk, &full, read).err());
                 }
                 None
             }
         }
     })?;
-    wrong.map_or(Ok(()), Err)
+    hard.map_or(Ok(()), Err)
+}
+
+/// One image of a backing chain as [`check_chain`] sees it.
+#[derive(Clone, Debug)]
+struct Layer {
+    /// What the file is on the host (device, inode): the same file under
+    /// another name is the same layer.
+    id: (u64, u64),
+    /// What its header says.
+    info: ImageInfo,
+}
+
+/// How [`check_chain`] reads an image: [`read_layer`] outside the tests.
+type ReadLayer<'a> = &'a dyn Fn(&Path) -> std::io::Result<Layer>;
+
+/// Opens the image at `path` read-only, as QEMU will, and reads its
+/// header.
+fn read_layer(path: &Path) -> std::io::Result<Layer> {
+    use std::os::unix::fs::MetadataExt as _;
+    let image = common::storage::open_image(path)?;
+    let m = image.file.metadata()?;
+    Ok(Layer {
+        id: (m.dev(), m.ino()),
+        info: image.info,
+    })
+}
+
+/// The most layers (the disk's image and its backing files) a chain may
+/// have, as libvirt's limit.
+const MAX_CHAIN_LAYERS: usize = 200;
+
+/// Whether a backing file name is a path on this host: not a protocol
+/// (`nbd://`, `nbd:host:port`, `rbd:...`) nor QEMU's `json:{...}`, that
+/// is no colon before the first slash (`./a:b` is a file).
+fn is_local_backing(name: &str) -> bool {
+    match name.find(':') {
+        None => true,
+        Some(colon) => name.find('/').is_some_and(|slash| slash < colon),
+    }
+}
+
+/// Walks the backing chain of `disk`, whose local source exists at
+/// `top`, the way QEMU will open it, so that a missing backing file
+/// fails the start before QEMU runs, as libvirt's
+/// qemuDomainDetermineDiskChain does.
+///
+/// Only files and block devices hold images. The top image is read only
+/// when the disk's format (`<driver type=>`, or the resolved volume's) is
+/// one whose header names a backing file
+/// (qcow, qcow2, qed, vmdk): a raw image is never probed, as libvirt.
+/// Each backing file is opened where QEMU looks for it (an absolute
+/// name as is, a relative one in the directory of the image naming it)
+/// and read as the format its parent's header gives, or, when the header
+/// gives none, as the format it probes to (which QEMU does too). The walk
+/// ends at a raw layer, at an image that is not what its format says
+/// (QEMU reports that itself), and at a backing that is not a local path.
+/// A disk with an explicit `<backingStore>` is trusted and not walked,
+/// as libvirt does.
+///
+/// The disk's `startupPolicy` is not applied to the chain: libvirt
+/// applies `optional` to a missing top image only, and a broken chain
+/// under a present image fails the start whatever the policy.
+///
+/// # Errors
+/// SYSTEM_ERROR "Cannot access backing file ... of storage file ..." with
+/// the codes of [`inaccessible`]; INVALID_ARG for a chain that loops;
+/// CONFIG_UNSUPPORTED beyond [`MAX_CHAIN_LAYERS`]; SYSTEM_ERROR "Cannot
+/// access storage file" when the top image cannot be read.
+fn check_chain(disk: &Disk, top: &Path, read: ReadLayer<'_>) -> Result<(), VirtError> {
+    let Some(declared) = disk.src.format else {
+        return Ok(());
+    };
+    let declared = declared.as_str().parse::<FileFormat>().ok();
+    let image = matches!(
+        disk.src.effective_kind(),
+        StorageType::File | StorageType::Block
+    );
+    if !image || disk.src.backing.is_some() || !declared.is_some_and(has_backing) {
+        return Ok(());
+    }
+    let written = disk.src.path.as_deref().unwrap_or_default();
+    let mut layer = read(top).map_err(|e| inaccessible(written, &disk.target.dev, &e))?;
+    // The image being looked at: its path for messages, where it is, and
+    // the format QEMU opens it as (`None`: it probes).
+    let mut name = written.to_owned();
+    let mut at = top.to_path_buf();
+    let mut format = declared;
+    let mut seen = vec![(layer.id, name.clone())];
+    loop {
+        let opened_as = format.or(layer.info.format);
+        if !opened_as.is_some_and(has_backing) || layer.info.format != opened_as {
+            return Ok(());
+        }
+        let Some((backing, backing_format)) = layer.info.backing.clone() else {
+            return Ok(());
+        };
+        if !is_local_backing(&backing) {
+            return Ok(());
+        }
+        let next = match at.parent() {
+            Some(dir) if Path::new(&backing).is_relative() => dir.join(&backing),
+            _ => PathBuf::from(&backing),
+        };
+        let next_layer = read(&next).map_err(|e| broken_backing(&backing, &name, &e))?;
+        let next_name = next.display().to_string();
+        if let Some((_, again)) = seen.iter().find(|(id, _)| *id == next_layer.id) {
+            return Err(VirtError::new(
+                ErrorCode::InvalidArg,
+                ErrorDomain::Storage,
+                format!(
+                    "invalid argument: the backing chain of disk '{}' loops: backing file \
+                     '{backing}' of storage file '{name}' is storage file '{again}' again",
+                    disk.target.dev
+                ),
+            ));
+        }
+        if seen.len() >= MAX_CHAIN_LAYERS {
+            return Err(VirtError::new(
+                ErrorCode::ConfigUnsupported,
+                ErrorDomain::Storage,
+                format!(
+                    "unsupported configuration: the backing chain of disk '{}' is more than \
+                     {MAX_CHAIN_LAYERS} layers deep (at backing file '{backing}' of storage \
+                     file '{name}')",
+                    disk.target.dev
+                ),
+            ));
+        }
+        seen.push((next_layer.id, next_name.clone()));
+        name = next_name;
+        at = next;
+        format = backing_format;
+        layer = next_layer;
+    }
+}
+
+/// Formats whose header may name a backing file QEMU opens.
+fn has_backing(f: FileFormat) -> bool {
+    matches!(
+        f,
+        FileFormat::Qcow | FileFormat::Qcow2 | FileFormat::Qed | FileFormat::Vmdk
+    )
+}
+
+/// libvirt's "Cannot access backing file" (virStorageSourceReportBrokenChain
+/// for a layer below the top): the backing `name` as written in the
+/// image `image` that names it, the user QEMU runs as, and the reason,
+/// with the codes of [`inaccessible`].
+fn broken_backing(name: &str, image: &str, e: &std::io::Error) -> VirtError {
+    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    storage_access_error(
+        &format!(
+            "Cannot access backing file '{name}' of storage file '{image}' (as uid:{uid}, gid:{gid})"
+        ),
+        e,
+    )
 }
 
 /// A source that exists but is not what its disk type makes QEMU open
@@ -314,9 +481,17 @@ fn wrong_kind(disk: &Disk, path: &str, found: std::fs::FileType) -> Option<VirtE
 }
 
 /// libvirt's "Cannot access storage file" (virStorageSourceReportBrokenChain),
-/// naming the disk too, with a gRPC code that says what is wrong with the
-/// caller's path rather than INTERNAL.
+/// naming the disk too, with the codes of [`storage_access_error`].
 fn inaccessible(path: &str, target: &str, e: &std::io::Error) -> VirtError {
+    storage_access_error(
+        &format!("Cannot access storage file '{path}' of disk '{target}'"),
+        e,
+    )
+}
+
+/// SYSTEM_ERROR `what: <reason>` in the storage domain, with a gRPC code
+/// that says what is wrong with the caller's path rather than INTERNAL.
+fn storage_access_error(what: &str, e: &std::io::Error) -> VirtError {
     use std::io::ErrorKind as K;
     let reason = e.to_string();
     let reason = reason
@@ -325,7 +500,7 @@ fn inaccessible(path: &str, target: &str, e: &std::io::Error) -> VirtError {
     let v = VirtError::new(
         ErrorCode::SystemError,
         ErrorDomain::Storage,
-        format!("Cannot access storage file '{path}' of disk '{target}': {reason}"),
+        format!("{what}: {reason}"),
     );
     match e.kind() {
         K::NotFound => v.with_grpc_code(tonic::Code::NotFound),
@@ -837,6 +1012,7 @@ mod tests {
     use std::cell::RefCell;
 
     use super::*;
+    use ::tests::guest::create_overlay;
     use common::domain::GenericHooks;
     use common::xml::{FormatFlags, ParseFlags};
 
@@ -866,8 +1042,13 @@ mod tests {
                 Err(std::io::Error::from_raw_os_error(nix::libc::ENOENT))
             }
         };
-        let r = check_disk_sources(d, &access);
+        let r = check_disk_sources(d, &access, &no_images);
         (r, seen.into_inner())
+    }
+
+    /// For the tests whose images are raw: never read one.
+    fn no_images(p: &Path) -> std::io::Result<Layer> {
+        panic!("{} read, but a raw image is never probed", p.display())
     }
 
     /// A host path of the kind these tests' names suggest: `/dev/...` a
@@ -885,7 +1066,11 @@ mod tests {
     }
 
     fn wrong(d: &mut DomainDef, found: &'static str) -> Result<(), VirtError> {
-        check_disk_sources(d, &|_| std::fs::metadata(found).map(|m| m.file_type()))
+        check_disk_sources(
+            d,
+            &|_| std::fs::metadata(found).map(|m| m.file_type()),
+            &no_images,
+        )
     }
 
     #[test]
@@ -1121,5 +1306,280 @@ mod tests {
             tonic::Code::InvalidArgument
         );
         assert_eq!(e(nix::libc::EIO).to_status().code(), tonic::Code::Internal);
+    }
+
+    // === backing chains, on real files ===
+
+    /// Writes at `path` the smallest qcow2 (v2) header naming `backing`,
+    /// with its format when `format` is given (else QEMU probes it).
+    fn qcow2_naming(path: &Path, backing: Option<&str>, format: Option<&str>) {
+        use common::storage::qcow2::{EXT_BACKING_FORMAT, MAGIC};
+        let mut h = vec![0u8; 72];
+        h[0..4].copy_from_slice(&MAGIC);
+        h[4..8].copy_from_slice(&2u32.to_be_bytes());
+        h[20..24].copy_from_slice(&16u32.to_be_bytes());
+        h[24..32].copy_from_slice(&(1u64 << 20).to_be_bytes());
+        if let Some(f) = format {
+            h.extend_from_slice(&EXT_BACKING_FORMAT.to_be_bytes());
+            h.extend_from_slice(&u32::try_from(f.len()).expect("short").to_be_bytes());
+            h.extend_from_slice(f.as_bytes());
+            h.resize(h.len().div_ceil(8) * 8, 0);
+        }
+        h.extend_from_slice(&[0u8; 8]);
+        if let Some(b) = backing {
+            let at = h.len() as u64;
+            h[8..16].copy_from_slice(&at.to_be_bytes());
+            h[16..20].copy_from_slice(&u32::try_from(b.len()).expect("short").to_be_bytes());
+            h.extend_from_slice(b.as_bytes());
+        }
+        std::fs::write(path, h).expect("image");
+    }
+
+    /// A domain whose disk `vda` is `path` of format `format`, with `more`
+    /// inside the `<disk>`.
+    fn disk_on(path: &Path, format: &str, more: &str) -> DomainDef {
+        def(&format!(
+            "<disk type='file' device='disk'><driver name='qemu' type='{format}'/>\
+             <source file='{}'/>{more}<target dev='vda' bus='virtio'/></disk>",
+            path.display()
+        ))
+    }
+
+    /// Checks `d` against the host; also gives the images read.
+    fn check_host(d: &mut DomainDef) -> (Result<(), VirtError>, Vec<PathBuf>) {
+        let seen = RefCell::new(Vec::new());
+        let read = |p: &Path| {
+            seen.borrow_mut().push(p.to_path_buf());
+            read_layer(p)
+        };
+        let r = check_disk_sources(d, &|p| std::fs::metadata(p).map(|m| m.file_type()), &read);
+        (r, seen.into_inner())
+    }
+
+    fn as_user() -> String {
+        format!(
+            "(as uid:{}, gid:{})",
+            nix::unistd::geteuid(),
+            nix::unistd::getegid()
+        )
+    }
+
+    /// `dir/base.raw` ← `dir/sub/mid.qcow2` (naming `../base.raw`, raw)
+    /// ← `dir/sub/top.qcow2` (naming mid by its absolute path, qcow2).
+    fn two_layers(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let base = dir.join("base.raw");
+        let sub = dir.join("sub");
+        std::fs::create_dir(&sub).expect("sub");
+        let (mid, top) = (sub.join("mid.qcow2"), sub.join("top.qcow2"));
+        std::fs::write(&base, vec![0u8; 1 << 20]).expect("base");
+        create_overlay(&mid, "../base.raw", "raw").expect("mid");
+        create_overlay(&top, &mid.display().to_string(), "qcow2").expect("top");
+        (base, mid, top)
+    }
+
+    #[test]
+    fn a_whole_chain_passes_read_where_qemu_opens_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, mid, top) = two_layers(dir.path());
+        let mut d = disk_on(&top, "qcow2", "");
+        let before = d.clone();
+        let (r, seen) = check_host(&mut d);
+        r.expect("the chain is whole");
+        assert_eq!(seen, [top, mid, dir.path().join("sub/../base.raw")]);
+        assert_eq!(d, before);
+    }
+
+    #[test]
+    fn a_missing_backing_file_fails_naming_it_and_the_image_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (base, mid, top) = two_layers(dir.path());
+        std::fs::remove_file(&base).expect("rm base");
+        // Relative: named as written, below the image that names it.
+        let mut d = disk_on(&top, "qcow2", "");
+        let before = d.clone();
+        let missing = |name: &str, image: &Path| {
+            format!(
+                "Cannot access backing file '{name}' of storage file '{}' {}: \
+                 No such file or directory",
+                image.display(),
+                as_user()
+            )
+        };
+        let e = check_host(&mut d).0.expect_err("no base");
+        assert_eq!(e.message, missing("../base.raw", &mid));
+        assert_eq!(
+            (e.code, e.domain),
+            (ErrorCode::SystemError, ErrorDomain::Storage)
+        );
+        assert_eq!(e.to_status().code(), tonic::Code::NotFound);
+        assert_eq!(d, before);
+        // Absolute, named by the disk's own image.
+        std::fs::remove_file(&mid).expect("rm mid");
+        let e = check_host(&mut d).0.expect_err("no mid");
+        assert_eq!(e.message, missing(&mid.display().to_string(), &top));
+        assert_eq!(e.to_status().code(), tonic::Code::NotFound);
+        // No startup policy forgives a broken chain under a present image.
+        let Some(Device::Disk(disk)) = d.devices.first_mut() else {
+            panic!("one disk");
+        };
+        disk.src.startup_policy = Some(StartupPolicy::Optional);
+        let e = check_host(&mut d).0.expect_err("optional too");
+        assert!(e.message.contains("Cannot access backing file"), "{e}");
+        assert_eq!(targets(&d), ["vda"]);
+    }
+
+    #[test]
+    fn a_volume_is_walked_as_its_format_says() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (base, _, top) = two_layers(dir.path());
+        std::fs::remove_file(&base).expect("rm base");
+        let mut d = def(
+            "<disk type='volume' device='disk'><source pool='p' volume='v'/>\
+             <target dev='vda' bus='virtio'/></disk>",
+        );
+        crate::storage::apply(
+            &mut d,
+            &[ResolvedVolume {
+                pool: "p".into(),
+                volume: "v".into(),
+                kind: StorageType::File,
+                path: top.display().to_string(),
+                format: Some(common::domain::device::storage::ImageFormat::Qcow2),
+            }],
+        );
+        let e = check_host(&mut d).0.expect_err("no base");
+        assert!(
+            e.message
+                .starts_with("Cannot access backing file '../base.raw' of storage file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_chain_that_loops_is_refused_naming_the_image() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = |n: &str| dir.path().join(n);
+        // An image that is its own backing file.
+        qcow2_naming(&p("self.qcow2"), Some("self.qcow2"), Some("qcow2"));
+        let e = check_host(&mut disk_on(&p("self.qcow2"), "qcow2", ""))
+            .0
+            .expect_err("loop");
+        assert_eq!(
+            e.message,
+            format!(
+                "invalid argument: the backing chain of disk 'vda' loops: backing file \
+                 'self.qcow2' of storage file '{0}' is storage file '{0}' again",
+                p("self.qcow2").display()
+            )
+        );
+        assert_eq!(
+            (e.code, e.domain),
+            (ErrorCode::InvalidArg, ErrorDomain::Storage)
+        );
+        assert_eq!(e.to_status().code(), tonic::Code::InvalidArgument);
+        // a → b → a, the formats probed; and c → a link to c.
+        qcow2_naming(&p("a.qcow2"), Some("b.qcow2"), None);
+        qcow2_naming(&p("b.qcow2"), Some("a.qcow2"), None);
+        let (r, seen) = check_host(&mut disk_on(&p("a.qcow2"), "qcow2", ""));
+        let e = r.expect_err("loop");
+        assert!(
+            e.message.ends_with(&format!(
+                "backing file 'a.qcow2' of storage file '{}' is storage file '{}' again",
+                p("b.qcow2").display(),
+                p("a.qcow2").display()
+            )),
+            "{e}"
+        );
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        qcow2_naming(&p("c.qcow2"), Some("link"), Some("qcow2"));
+        std::os::unix::fs::symlink("c.qcow2", p("link")).expect("symlink");
+        let e = check_host(&mut disk_on(&p("c.qcow2"), "qcow2", ""))
+            .0
+            .expect_err("loop through a link");
+        assert!(e.message.contains("loops: backing file 'link'"), "{e}");
+    }
+
+    #[test]
+    fn a_chain_deeper_than_libvirt_allows_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layer = |i: usize| dir.path().join(format!("l{i}.qcow2"));
+        let last = MAX_CHAIN_LAYERS - 1;
+        for i in 0..last {
+            qcow2_naming(&layer(i), Some(&format!("l{}.qcow2", i + 1)), Some("qcow2"));
+        }
+        qcow2_naming(&layer(last), None, None);
+        let (r, seen) = check_host(&mut disk_on(&layer(0), "qcow2", ""));
+        r.expect("as deep as allowed");
+        assert_eq!(seen.len(), MAX_CHAIN_LAYERS);
+        std::fs::write(dir.path().join("raw"), [0u8; 512]).expect("raw");
+        qcow2_naming(&layer(last), Some("raw"), Some("raw"));
+        let e = check_host(&mut disk_on(&layer(0), "qcow2", ""))
+            .0
+            .expect_err("one layer more");
+        assert_eq!(
+            e.message,
+            format!(
+                "unsupported configuration: the backing chain of disk 'vda' is more than \
+                 200 layers deep (at backing file 'raw' of storage file '{}')",
+                layer(last).display()
+            )
+        );
+    }
+
+    #[test]
+    fn raw_tops_and_explicit_backing_stores_are_not_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let top = dir.path().join("top.qcow2");
+        qcow2_naming(&top, Some("gone.raw"), Some("raw"));
+        let mut bad = disk_on(&top, "qcow2", "");
+        let e = check_host(&mut bad).0.expect_err("gone");
+        assert!(e.message.contains("'gone.raw'"), "{e}");
+        // Raw as declared (or by default): QEMU opens no backing file.
+        for mut d in [
+            disk_on(&top, "raw", ""),
+            def(&format!(
+                "<disk type='file' device='disk'><source file='{}'/>\
+                 <target dev='vda' bus='virtio'/></disk>",
+                top.display()
+            )),
+        ] {
+            let (r, seen) = check_host(&mut d);
+            r.expect("raw");
+            assert!(seen.is_empty(), "{seen:?}");
+        }
+        // An explicit <backingStore/> is trusted, as libvirt does.
+        let (r, seen) = check_host(&mut disk_on(&top, "qcow2", "<backingStore/>"));
+        r.expect("trusted");
+        assert!(seen.is_empty(), "{seen:?}");
+        // A qcow2 disk whose file is no qcow2: QEMU says so itself.
+        let raw = dir.path().join("plain.raw");
+        std::fs::write(&raw, [0u8; 4096]).expect("raw");
+        let (r, seen) = check_host(&mut disk_on(&raw, "qcow2", ""));
+        r.expect("left to QEMU");
+        assert_eq!(seen, [raw]);
+    }
+
+    #[test]
+    fn backing_files_that_are_no_local_path_end_the_walk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let top = dir.path().join("top.qcow2");
+        for backing in [
+            "nbd://server:10809/export",
+            "nbd:localhost:10809",
+            r#"json:{"driver":"raw","file":{"driver":"file","filename":"/gone"}}"#,
+        ] {
+            qcow2_naming(&top, Some(backing), Some("raw"));
+            let (r, seen) = check_host(&mut disk_on(&top, "qcow2", ""));
+            r.unwrap_or_else(|e| panic!("{backing}: {e}"));
+            assert_eq!(seen, std::slice::from_ref(&top), "{backing}");
+        }
+        // A slash before the colon makes a file name.
+        qcow2_naming(&top, Some("./a:b.raw"), Some("raw"));
+        let e = check_host(&mut disk_on(&top, "qcow2", ""))
+            .0
+            .expect_err("a file");
+        assert!(e.message.contains("backing file './a:b.raw'"), "{e}");
+        assert!(is_local_backing("/srv/x:y") && is_local_backing("base.qcow2"));
+        assert!(!is_local_backing("rbd:pool/image") && !is_local_backing("file:x"));
     }
 }

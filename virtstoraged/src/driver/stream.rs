@@ -312,20 +312,11 @@ impl Download {
                 }
             }
             let n = usize::try_from((data_end - pos).min(CHUNK as u64)).unwrap_or(CHUNK);
-            let mut buf = vec![0u8; n];
-            let mut got = 0;
-            while got < n {
-                match f.read_at(&mut buf[got..], pos + got as u64) {
-                    Ok(0) => break,
-                    Ok(k) => got += k,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(sys("cannot read volume", &e)),
-                }
-            }
-            if got == 0 {
+            let buf = common::storage::probe::read_at(&f, pos, n)
+                .map_err(|e| sys("cannot read volume", &e))?;
+            if buf.is_empty() {
                 return Err(error::internal("volume ended early"));
             }
-            buf.truncate(got);
             Ok(Chunk::Data(buf))
         })
         .await;
