@@ -8,7 +8,7 @@
 //!
 //! - Every published event gets a `seq`: 1 for the first event of the
 //!   process, +1 for each following one, across all objects and kinds.
-//! - The bus keeps the last `capacity` events (1024 by default) in a ring.
+//! - The bus keeps the last `capacity` events (256 by default) in a ring.
 //! - [`EventBus::subscribe`] with `resume_after: Some(n)` first yields the
 //!   buffered events with `seq > n`, then the live ones, with nothing lost or
 //!   doubled in between (both happen under the bus lock). When events after
@@ -33,8 +33,12 @@ use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 
-/// Default number of events kept for replay.
-pub const DEFAULT_CAPACITY: usize = 1024;
+/// Default number of events kept for replay: enough for a watcher that
+/// reconnects after a restart of its own or a short outage (libvirt keeps
+/// none). Each kept event is a few small allocations that live long among
+/// the calls' short-lived ones; a larger ring pins that many more heap
+/// pages of a daemon that otherwise runs in a few MiB.
+pub const DEFAULT_CAPACITY: usize = 256;
 
 /// Default depth of a subscriber's channel.
 pub const DEFAULT_SUBSCRIBER_DEPTH: usize = 256;

@@ -640,8 +640,9 @@ async fn too_old_resume_reports_events_lost() {
     let qemud = Daemon::start("virtqemud", &root).await;
     let mut c = qemud.domain(SocketKind::ReadWrite).await;
     let xml = domain_xml("vm1", U1, &disk(&root));
-    // One more event than the daemon buffers (1024), and a few to spare.
-    let total = 1030u64;
+    // One more event than the daemon buffers, and a few to spare.
+    let kept = common::events::DEFAULT_CAPACITY as u64;
+    let total = kept + 6;
     for _ in 0..total {
         define(&mut c, &xml).await.expect("define");
     }
@@ -653,7 +654,7 @@ async fn too_old_resume_reports_events_lost() {
         .await
         .expect("resume")
         .into_inner();
-    let first_available = total - 1024 + 1;
+    let first_available = total - kept + 1;
     let lost = next_event(&mut s).await;
     assert_eq!(lost.seq, first_available - 1);
     assert!(lost.domain.is_none());
