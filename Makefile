@@ -89,7 +89,7 @@ bench-proxy:
 # The load run (release builds; not part of `test`, whose short run is
 # tests/tests/load.rs): tests/src/bin/load.rs, the runner tests/src/load.rs.
 # LOAD_ARGS: e.g. --minutes 2, --calls 200000, --clients 32 (load --help).
-LOAD_ARGS ?= --clients 64 --minutes 10
+LOAD_ARGS ?= --clients 64 --minutes 10 --strict
 .PHONY: load
 load:
 	$(CARGO) build --release --workspace --bins
