@@ -144,6 +144,7 @@ impl QemuDriver {
         let procs = qemu_processes(&env.lib_dir);
         let mut max_id = 0;
         let mut adopted = Vec::new();
+        let mut jobs_held = Vec::new();
         for (name, path, parsed) in status::scan(&env.run_dir) {
             let obj = match parsed {
                 Ok(st) if st.starting => {
@@ -178,7 +179,16 @@ impl QemuDriver {
                 max_id = max_id.max(id);
             }
             let d = self.clone();
-            tokio::spawn(async move { d.connect_adopted(obj).await });
+            let (held, job_held) = tokio::sync::oneshot::channel();
+            jobs_held.push(job_held);
+            tokio::spawn(async move { d.connect_adopted(obj, held).await });
+        }
+        // Each connect holds its domain's job before any call is served: a
+        // call that needs the monitor holds the job while it waits for the
+        // monitor, so a connect queued behind it could not finish before
+        // that wait's bound. (Immediate: nothing else holds these jobs.)
+        for h in jobs_held {
+            let _ = h.await;
         }
         self.next_id
             .fetch_max(max_id + 1, std::sync::atomic::Ordering::Relaxed);
@@ -468,20 +478,32 @@ impl QemuDriver {
     /// Connects the monitor of an adopted QEMU (retrying in the
     /// background when it fails), reconciles the state and starts the
     /// watcher.
-    async fn connect_adopted(self: Arc<Self>, obj: Arc<DomainObj>) {
+    ///
+    /// `held` is told once the first attempt holds the domain's job (see
+    /// `reconnect_all`).
+    async fn connect_adopted(
+        self: Arc<Self>,
+        obj: Arc<DomainObj>,
+        held: tokio::sync::oneshot::Sender<()>,
+    ) {
         let Some(rt) = obj.lock().runtime.clone() else {
             return;
         };
+        let mut held = Some(held);
         let mut delay = RETRY_FIRST;
         loop {
+            let job = obj.job.lock().await;
+            if let Some(h) = held.take() {
+                let _ = h.send(());
+            }
             if rt.pidfd.has_exited() {
                 // Died before we got to it: a crash.
-                let _job = obj.job.lock().await;
                 self.process_stopped(&obj, &rt);
+                drop(job);
                 return;
             }
             let res = {
-                let _job = obj.job.lock().await;
+                let _job = job;
                 match Self::connect_monitor(&rt.paths.monitor).await {
                     Ok((mon, events)) => {
                         rt.set_monitor(MonitorState::Connected(mon.clone()));
