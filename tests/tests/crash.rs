@@ -687,3 +687,66 @@ async fn a_hung_peer_daemon_costs_a_bounded_wait() {
         "no port after the stop"
     );
 }
+
+/// Calls that need a monitor, made the moment a restarted virtqemud
+/// serves, get it as soon as it connects: the reconnect holds each
+/// domain's job before any call is served. (A call that took the job
+/// first used to wait for the monitor while the connect waited for the
+/// job, and failed after the bound with "still connecting". That race
+/// depends on timing: the lifecycle bench's restart metric, release build,
+/// hit it every time; this debug-build test did not before the fix, and
+/// checks the path itself.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_right_after_a_restart_get_the_monitor_not_the_bound() {
+    let root = TestRoot::new();
+    let _cleanup = Cleanup {
+        root: root.path().to_path_buf(),
+        bridge: None,
+    };
+    let bound = Duration::from_secs(BOUND_SECS.parse().expect("bound"));
+    let names = ["r0", "r1", "r2", "r3"];
+    let mut qd = qemud(&root).start().await;
+    let mut c = qd.domain(SocketKind::ReadWrite).await;
+    for name in names {
+        define(&mut c, guest_xml(root.path(), name, false)).await;
+        start(&mut c, name).await;
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || names
+            .iter()
+            .all(|n| boots(root.path(), n) >= 1))
+        .await
+    );
+    for round in 0..3 {
+        qd.kill9();
+        drop(c);
+        qd = qemud(&root).start().await;
+        // At once, each on its own connection: the first suspend must work.
+        let mut calls = Vec::new();
+        for name in names {
+            let mut c = qd.domain(SocketKind::ReadWrite).await;
+            calls.push(tokio::spawn(async move {
+                let t = Instant::now();
+                let r = if round % 2 == 0 {
+                    suspend(&mut c, name).await
+                } else {
+                    resume(&mut c, name).await
+                };
+                (name, r, t.elapsed())
+            }));
+        }
+        for call in calls {
+            let (name, r, took) = call.await.expect("call task");
+            r.unwrap_or_else(|e| panic!("round {round}: {name}: {} after {took:?}", e.message()));
+            assert!(took < bound, "round {round}: {name} took {took:?}");
+        }
+        c = qd.domain(SocketKind::ReadWrite).await;
+        let want = if round % 2 == 0 { PAUSED } else { RUNNING };
+        for name in names {
+            assert_eq!(state(&mut c, name).await, want, "round {round}: {name}");
+        }
+    }
+    for name in names {
+        destroy(&mut c, name).await;
+    }
+}
