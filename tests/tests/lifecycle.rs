@@ -902,6 +902,34 @@ async fn a_missing_backing_file_is_refused_before_qemu_runs() {
     destroy(&mut c, "chain").await;
 }
 
+/// `<backingStore/>` ends the chain where the definition says: the start
+/// neither looks for the backing file the image names nor lets QEMU open
+/// it (`"backing":null` on the format node, as libvirt).
+#[tokio::test]
+async fn an_empty_backing_store_starts_without_the_images_backing_file() {
+    let env = Env::new().await;
+    let mut c = env.client().await;
+    let base = env.image("cut-base", GuestKind::Cooperative);
+    let overlay = env.root.path().join("cut.qcow2");
+    create_overlay(&overlay, "cut-base.img", "raw").expect("overlay");
+    std::fs::remove_file(&base).expect("the backing file goes away");
+    let xml = env.xml_on("cut", &overlay, "qcow2").replacen(
+        "<driver name='qemu' type='qcow2'/>",
+        "<driver name='qemu' type='qcow2'/><backingStore/>",
+        1,
+    );
+    c.define_xml(pb::DefineXmlRequest {
+        xml,
+        validate: true,
+    })
+    .await
+    .expect("define");
+    start(&mut c, "cut").await;
+    assert_eq!(state(&mut c, "cut").await.0, RUNNING);
+    assert_eq!(qemus(&env).len(), 1);
+    destroy(&mut c, "cut").await;
+}
+
 #[tokio::test]
 async fn an_optional_cdrom_whose_file_is_missing_starts_empty() {
     let env = Env::new().await;

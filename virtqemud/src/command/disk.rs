@@ -236,6 +236,9 @@ fn build_blockdev(d: &Disk, n: usize, args: &mut Args) -> Result<String> {
             f = f.obj("cache", cache_props(c));
         }
         f = f.s("driver", format.as_str()).s("file", storage);
+        if ends_chain(d, format) {
+            f = f.null("backing");
+        }
         args.opt("-blockdev", f.to_json());
         fmt
     } else {
@@ -255,6 +258,23 @@ fn build_blockdev(d: &Disk, n: usize, args: &mut Args) -> Result<String> {
         return Ok(cor);
     }
     Ok(top)
+}
+
+/// Whether the format node must name no backing (`"backing":null`, as
+/// libvirt): the definition ends the chain with an empty `<backingStore/>`
+/// and the format could name a backing file in its header, which QEMU
+/// would otherwise open.
+fn ends_chain(d: &Disk, format: ImageFormat) -> bool {
+    let terminated = d
+        .src
+        .backing
+        .as_ref()
+        .is_some_and(|b| b.kind == StorageType::None);
+    terminated
+        && matches!(
+            format,
+            ImageFormat::Qcow | ImageFormat::Qcow2 | ImageFormat::Qed | ImageFormat::Vmdk
+        )
 }
 
 /// `discard`/`detect-zeroes` of the node the guest sees.

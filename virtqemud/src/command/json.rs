@@ -18,6 +18,8 @@ pub enum Value {
     Obj(Props),
     /// An array of objects.
     Arr(Vec<Props>),
+    /// `null`.
+    Null,
 }
 
 /// An object with keys in insertion order.
@@ -85,6 +87,13 @@ impl Props {
         }
     }
 
+    /// Adds `key: null`.
+    #[must_use]
+    pub fn null(mut self, key: &str) -> Props {
+        self.0.push((key.to_owned(), Value::Null));
+        self
+    }
+
     /// Adds a nested object.
     #[must_use]
     pub fn obj(mut self, key: &str, v: Props) -> Props {
@@ -136,6 +145,7 @@ fn write_obj(s: &mut String, p: &Props) {
                 let _ = write!(s, "{x}");
             }
             Value::Bool(x) => s.push_str(if *x { "true" } else { "false" }),
+            Value::Null => s.push_str("null"),
             Value::Obj(o) => write_obj(s, o),
             Value::Arr(a) => {
                 s.push('[');

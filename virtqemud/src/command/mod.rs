@@ -786,6 +786,34 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_backing_store_ends_the_chain_on_the_format_node() {
+        let build_with = |xml: &str| {
+            let def = DomainDef::parse_str(xml, ParseFlags::default(), &TestHooks).expect("valid");
+            build(&def, &CommandContext::test()).expect("buildable")
+        };
+        let xml = XML.replace(
+            "<target dev='vda' bus='virtio'/>",
+            "<backingStore/><target dev='vda' bus='virtio'/>",
+        );
+        let cmd = build_with(&xml);
+        assert_eq!(
+            value_of(&cmd, "-blockdev")[1],
+            r#"{"node-name":"libvirt-1-format","read-only":false,"cache":{"direct":true,"no-flush":false},"driver":"qcow2","file":"libvirt-1-storage","backing":null}"#
+        );
+        // Without the terminator QEMU follows the image's own backing.
+        assert!(!value_of(&build_test(), "-blockdev")[1].contains("backing"));
+        // A raw image has no format node and no backing to end.
+        let raw = build_with(&xml.replace("type='qcow2'", "type='raw'"));
+        assert!(
+            value_of(&raw, "-blockdev")
+                .iter()
+                .all(|b| !b.contains("backing")),
+            "{:?}",
+            value_of(&raw, "-blockdev")
+        );
+    }
+
+    #[test]
     fn usb_ports_disks_before_inputs() {
         let xml = XML
             .replace(
