@@ -219,9 +219,8 @@ impl DnsmasqDirs {
     pub fn finish_start(
         &self,
         def: &NetworkDef,
-        child: std::process::Child,
+        mut child: std::process::Child,
     ) -> Result<DnsmasqProc, DnsmasqError> {
-        let mut child = child;
         let mut tries = 1;
         loop {
             match self.wait_started(def, child) {

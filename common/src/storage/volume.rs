@@ -69,6 +69,17 @@ crate::xml_enum! {
     }
 }
 
+impl FileFormat {
+    /// Whether an image of this format may name a backing file in its
+    /// header, which QEMU opens unless told otherwise.
+    pub fn has_backing(self) -> bool {
+        matches!(
+            self,
+            FileFormat::Qcow | FileFormat::Qcow2 | FileFormat::Qed | FileFormat::Vmdk
+        )
+    }
+}
+
 crate::xml_enum! {
     /// Partition types of volumes in a `disk` pool.
     pub enum VolDiskFormat {

@@ -10,6 +10,7 @@ use common::domain::device::disk::{
 use common::domain::device::storage::{ImageFormat, StorageType};
 use common::domain::device::{ControllerType, Disk};
 use common::domain::os::BootDev;
+use common::storage::FileFormat;
 
 use super::controllers::virtio_props;
 use super::{Args, BuildError, Builder, Props, Result};
@@ -271,10 +272,10 @@ fn ends_chain(d: &Disk, format: ImageFormat) -> bool {
         .as_ref()
         .is_some_and(|b| b.kind == StorageType::None);
     terminated
-        && matches!(
-            format,
-            ImageFormat::Qcow | ImageFormat::Qcow2 | ImageFormat::Qed | ImageFormat::Vmdk
-        )
+        && format
+            .as_str()
+            .parse::<FileFormat>()
+            .is_ok_and(FileFormat::has_backing)
 }
 
 /// `discard`/`detect-zeroes` of the node the guest sees.

@@ -355,7 +355,7 @@ fn check_chain(disk: &Disk, top: &Path, read: ReadLayer<'_>) -> Result<(), VirtE
         disk.src.effective_kind(),
         StorageType::File | StorageType::Block
     );
-    if !image || disk.src.backing.is_some() || !declared.is_some_and(has_backing) {
+    if !image || disk.src.backing.is_some() || !declared.is_some_and(FileFormat::has_backing) {
         return Ok(());
     }
     let written = disk.src.path.as_deref().unwrap_or_default();
@@ -368,7 +368,7 @@ fn check_chain(disk: &Disk, top: &Path, read: ReadLayer<'_>) -> Result<(), VirtE
     let mut seen = vec![(layer.id, name.clone())];
     loop {
         let opened_as = format.or(layer.info.format);
-        if !opened_as.is_some_and(has_backing) || layer.info.format != opened_as {
+        if !opened_as.is_some_and(FileFormat::has_backing) || layer.info.format != opened_as {
             return Ok(());
         }
         let Some((backing, backing_format)) = layer.info.backing.clone() else {
@@ -412,14 +412,6 @@ fn check_chain(disk: &Disk, top: &Path, read: ReadLayer<'_>) -> Result<(), VirtE
         format = backing_format;
         layer = next_layer;
     }
-}
-
-/// Formats whose header may name a backing file QEMU opens.
-fn has_backing(f: FileFormat) -> bool {
-    matches!(
-        f,
-        FileFormat::Qcow | FileFormat::Qcow2 | FileFormat::Qed | FileFormat::Vmdk
-    )
 }
 
 /// libvirt's "Cannot access backing file" (virStorageSourceReportBrokenChain
@@ -1076,7 +1068,8 @@ mod tests {
     #[test]
     fn a_source_of_the_wrong_kind_is_refused_whatever_the_policy() {
         let mut d = def(
-            "<disk type='file' device='cdrom'><source file='/dev/null' startupPolicy='optional'/>             <target dev='sda' bus='sata'/></disk>",
+            "<disk type='file' device='cdrom'><source file='/dev/null' startupPolicy='optional'/>\
+             <target dev='sda' bus='sata'/></disk>",
         );
         let before = d.clone();
         let e = wrong(&mut d, "/dev/null").expect_err("a char device is no file");
