@@ -22,6 +22,8 @@
 //! - [`wait_until`], [`wait_until_async`], [`wait_until_blocking`]: bounded
 //!   polling instead of sleeps.
 //! - [`call_empty`]: an empty request to any gRPC path, for access checks.
+//! - [`calls`]: calls many test files make (object references, domain
+//!   XML, a started pool or isolated network).
 //! - [`pki`]: a test PKI (CAs, server and client certificates, CRLs) written
 //!   in the layout `common::tls` reads, for the TLS transport.
 //!
@@ -815,6 +817,7 @@ impl Stack {
         }
     }
 }
+pub mod calls;
 pub mod conformance;
 pub mod fuzz;
 pub mod guest;

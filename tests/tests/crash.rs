@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use proto::domain::v1 as pb;
 use proto::domain::v1::domain_service_client::DomainServiceClient;
 use proto::network::v1 as npb;
+use tests::calls::{domain_ref as by_name, network_ref as net_ref, start_isolated_network};
 use tests::guest::{GuestKind, UP_LINE, build_image};
 use tests::{Daemon, SocketKind, TestRoot, wait_until, wait_until_async};
 use tonic::Code;
@@ -78,18 +79,6 @@ fn domain_dirs(root: &TestRoot) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
-}
-
-fn by_name(n: &str) -> Option<pb::DomainRef> {
-    Some(pb::DomainRef {
-        by: Some(pb::domain_ref::By::Name(n.to_owned())),
-    })
-}
-
-fn net_ref(n: &str) -> Option<npb::NetworkRef> {
-    Some(npb::NetworkRef {
-        by: Some(npb::network_ref::By::Name(n.to_owned())),
-    })
 }
 
 /// The tiny guest's domain XML; `nic`: a NIC on network `lan`.
@@ -197,20 +186,7 @@ async fn network(root: &TestRoot, bridge: &str) -> Daemon {
     let third = 16 + (bridge.bytes().map(u32::from).sum::<u32>() % 200);
     let netd = Daemon::start("virtnetworkd", root).await;
     let mut n = netd.network(SocketKind::ReadWrite).await;
-    n.define_network(npb::DefineNetworkRequest {
-        xml: format!(
-            "<network><name>lan</name><bridge name='{bridge}'/>\
-             <ip address='172.31.{third}.1' prefix='24'/></network>"
-        ),
-        validate: false,
-    })
-    .await
-    .expect("define network");
-    n.start_network(npb::StartNetworkRequest {
-        network: net_ref("lan"),
-    })
-    .await
-    .expect("start network");
+    start_isolated_network(&mut n, "lan", bridge, &format!("172.31.{third}.1")).await;
     netd
 }
 

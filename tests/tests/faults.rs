@@ -41,6 +41,10 @@ use proto::domain::v1::domain_service_client::DomainServiceClient;
 use proto::network::v1 as npb;
 use proto::storage::v1 as spb;
 use proto::storage::v1::storage_service_client::StorageServiceClient;
+use tests::calls::{
+    define_started_pool, domain_ref as dom, domain_xml, network_ref as net_ref, pool_ref,
+    start_isolated_network,
+};
 use tests::guest::{GuestKind, UP_LINE, build_image};
 use tests::netns::{self, NetNs, Veth};
 use tests::{Daemon, SocketKind, TestRoot, wait_until, wait_until_async};
@@ -217,20 +221,7 @@ impl Lan {
             .start()
             .await;
         let mut n = netd.network(SocketKind::ReadWrite).await;
-        n.define_network(npb::DefineNetworkRequest {
-            xml: format!(
-                "<network><name>lan</name><bridge name='{bridge}'/>\
-                 <ip address='10.{a}.{b}.1' prefix='24'/></network>"
-            ),
-            validate: false,
-        })
-        .await
-        .expect("define network");
-        n.start_network(npb::StartNetworkRequest {
-            network: net_ref("lan"),
-        })
-        .await
-        .expect("start network");
+        start_isolated_network(&mut n, "lan", &bridge, &format!("10.{a}.{b}.1")).await;
         Lan {
             bridge,
             table,
@@ -319,12 +310,6 @@ async fn stopped(pid: i32) {
 /// Waits (bounded, blocking) until `pid` has exited; whether it did.
 fn wait_gone(pid: i32) -> bool {
     tests::wait_until_blocking(Duration::from_secs(5), || !tests::procs::alive(pid))
-}
-
-fn net_ref(n: &str) -> Option<npb::NetworkRef> {
-    Some(npb::NetworkRef {
-        by: Some(npb::network_ref::By::Name(n.to_owned())),
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -577,18 +562,6 @@ async fn dnsmasq_killed_is_restarted_and_leases_survive() {
 // Domains: helpers
 // ---------------------------------------------------------------------------
 
-fn dom(n: &str) -> Option<pb::DomainRef> {
-    Some(pb::DomainRef {
-        by: Some(pb::domain_ref::By::Name(n.to_owned())),
-    })
-}
-
-fn pool_ref(n: &str) -> Option<spb::PoolRef> {
-    Some(spb::PoolRef {
-        by: Some(spb::pool_ref::By::Name(n.to_owned())),
-    })
-}
-
 async fn state(c: &mut Dom, name: &str) -> (i32, i32) {
     let r = c
         .get_state(pb::GetStateRequest { domain: dom(name) })
@@ -614,18 +587,6 @@ async fn destroy(c: &mut Dom, name: &str) {
     })
     .await
     .unwrap_or_else(|e| panic!("destroy {name}: {}", e.message()));
-}
-
-async fn get_xml(c: &mut Dom, name: &str, inactive: bool) -> String {
-    c.get_xml(pb::GetXmlRequest {
-        domain: dom(name),
-        inactive,
-        ..Default::default()
-    })
-    .await
-    .expect("xml")
-    .into_inner()
-    .xml
 }
 
 /// The QEMU processes whose command line names `root` and guest `name`.
@@ -952,7 +913,7 @@ async fn a_full_disk_refuses_definitions_and_keeps_the_old_ones() {
         .iter()
         .map(|d| std::fs::read(d.join("keep.xml")).expect("stored definition"))
         .collect();
-    let served_domain = get_xml(&mut c, "keep", true).await;
+    let served_domain = domain_xml(&mut c, "keep", true).await;
     let pool_of = |mut s: proto::storage::v1::storage_service_client::StorageServiceClient<
         Channel,
     >| async move {
@@ -1015,7 +976,7 @@ async fn a_full_disk_refuses_definitions_and_keeps_the_old_ones() {
         .await
         .expect_err("redefine on a full disk");
     refused(&e, &dirs[0].join("keep.xml"));
-    assert_eq!(get_xml(&mut c, "keep", true).await, served_domain);
+    assert_eq!(domain_xml(&mut c, "keep", true).await, served_domain);
     // Pools.
     let e = s
         .define_pool(spb::DefinePoolRequest {
@@ -1097,7 +1058,7 @@ async fn a_full_disk_refuses_definitions_and_keeps_the_old_ones() {
     })
     .await
     .expect("redefine with space");
-    assert!(get_xml(&mut c, "keep", true).await.contains("changed"));
+    assert!(domain_xml(&mut c, "keep", true).await.contains("changed"));
     s.define_pool(spb::DefinePoolRequest {
         xml: pool_xml("new", "p2"),
         validate: true,
@@ -1158,7 +1119,7 @@ async fn a_full_run_dir_fails_a_start_cleanly_and_undoes_suspend_and_resume() {
     })
     .await
     .expect("define");
-    let persistent = get_xml(&mut c, "vm", true).await;
+    let persistent = domain_xml(&mut c, "vm", true).await;
     let log = root.paths().driver_log_dir("qemu").join("vm.log");
 
     run.fill(1);
@@ -1177,7 +1138,7 @@ async fn a_full_run_dir_fails_a_start_cleanly_and_undoes_suspend_and_resume() {
         text.contains("qemu-system") && text.contains("shutting down"),
         "QEMU was launched, then stopped: {text}"
     );
-    assert_eq!(get_xml(&mut c, "vm", true).await, persistent);
+    assert_eq!(domain_xml(&mut c, "vm", true).await, persistent);
 
     run.free();
     start(&mut c, "vm")
@@ -1497,7 +1458,7 @@ async fn a_full_run_dir_fails_a_nic_start_and_releases_its_port() {
     })
     .await
     .expect("define");
-    let persistent = get_xml(&mut c, "nic", true).await;
+    let persistent = domain_xml(&mut c, "nic", true).await;
     let log = root.paths().driver_log_dir("qemu").join("nic.log");
 
     run.fill(1);
@@ -1543,7 +1504,7 @@ async fn a_full_run_dir_fails_a_nic_start_and_releases_its_port() {
         "the release went around the full journal: {}",
         qemud.output()
     );
-    assert_eq!(get_xml(&mut c, "nic", true).await, persistent);
+    assert_eq!(domain_xml(&mut c, "nic", true).await, persistent);
 
     run.free();
     start(&mut c, "nic")
@@ -1564,25 +1525,6 @@ async fn a_full_run_dir_fails_a_nic_start_and_releases_its_port() {
 // ---------------------------------------------------------------------------
 // Disk full: volumes; qemu-img failing
 // ---------------------------------------------------------------------------
-
-async fn define_started_pool(s: &mut Sto, name: &str, dir: &Path) {
-    std::fs::create_dir_all(dir).expect("pool dir");
-    s.define_pool(spb::DefinePoolRequest {
-        xml: format!(
-            "<pool type='dir'><name>{name}</name><target><path>{}</path></target></pool>",
-            dir.display()
-        ),
-        validate: true,
-    })
-    .await
-    .expect("define pool");
-    s.start_pool(spb::StartPoolRequest {
-        pool: pool_ref(name),
-        ..Default::default()
-    })
-    .await
-    .expect("start pool");
-}
 
 async fn volumes(s: &mut Sto, pool: &str) -> Vec<String> {
     s.refresh_pool(spb::RefreshPoolRequest {
@@ -1964,7 +1906,7 @@ async fn qemu_killed_during_a_nic_hotplug_releases_everything() {
     .await
     .expect("define");
     start(&mut c, "hp").await.expect("start");
-    let persistent = get_xml(&mut c, "hp", true).await;
+    let persistent = domain_xml(&mut c, "hp", true).await;
     let status_file = root.paths().driver_run_dir("qemu").join("hp.xml");
     let (monitor, qemu_pid) =
         monitor_and_pid(&std::fs::read_to_string(&status_file).expect("status"));
@@ -2032,7 +1974,7 @@ async fn qemu_killed_during_a_nic_hotplug_releases_everything() {
         "shut off (crashed)"
     );
     assert_eq!(
-        get_xml(&mut c, "hp", true).await,
+        domain_xml(&mut c, "hp", true).await,
         persistent,
         "definition as before"
     );

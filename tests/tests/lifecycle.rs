@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::error::status_detail;
 use proto::domain::v1 as pb;
 use proto::domain::v1::domain_service_client::DomainServiceClient;
+use tests::calls::{domain_ref as by_name, domain_xml};
 use tests::guest::{GuestKind, UP_LINE, build_image, create_overlay};
 use tests::{Daemon, SocketKind, TestRoot, wait_until, wait_until_async};
 use tonic::transport::Channel;
@@ -187,12 +188,6 @@ fn guest_xml(name: &str, image: &Path, serial: &Path, kind: GuestKind, extra: &s
     )
 }
 
-fn by_name(n: &str) -> Option<pb::DomainRef> {
-    Some(pb::DomainRef {
-        by: Some(pb::domain_ref::By::Name(n.to_owned())),
-    })
-}
-
 async fn start(c: &mut Client, name: &str) -> pb::Domain {
     c.start(pb::StartRequest {
         domain: by_name(name),
@@ -232,15 +227,7 @@ async fn wait_state(c: &mut Client, name: &str, want: (i32, i32)) {
 
 /// The domain's XML: live, or with `inactive` the next boot's.
 async fn get_xml(mut c: Client, name: &str, inactive: bool) -> String {
-    c.get_xml(pb::GetXmlRequest {
-        domain: by_name(name),
-        inactive,
-        ..Default::default()
-    })
-    .await
-    .expect("xml")
-    .into_inner()
-    .xml
+    domain_xml(&mut c, name, inactive).await
 }
 
 async fn destroy(c: &mut Client, name: &str) {

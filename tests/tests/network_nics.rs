@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use proto::domain::v1 as pb;
 use proto::network::v1 as npb;
+use tests::calls::{domain_ref as dom_ref, network_ref as net_ref, start_isolated_network};
 use tests::guest::{GuestKind, UP_LINE, build_image};
 use tests::{Daemon, SocketKind, TestRoot, wait_until, wait_until_async};
 
@@ -21,18 +22,6 @@ impl Drop for Cleanup<'_> {
             .args(["link", "del", &self.1])
             .status();
     }
-}
-
-fn net_ref(n: &str) -> Option<npb::NetworkRef> {
-    Some(npb::NetworkRef {
-        by: Some(npb::network_ref::By::Name(n.to_owned())),
-    })
-}
-
-fn dom_ref(n: &str) -> Option<pb::DomainRef> {
-    Some(pb::DomainRef {
-        by: Some(pb::domain_ref::By::Name(n.to_owned())),
-    })
 }
 
 async fn ports(netd: &Daemon) -> usize {
@@ -65,20 +54,7 @@ async fn a_network_nic_gets_a_port_and_a_tap_on_the_bridge() {
     let third = 16 + (tag.bytes().map(u32::from).sum::<u32>() % 200);
     let netd = Daemon::start("virtnetworkd", &root).await;
     let mut n = netd.network(SocketKind::ReadWrite).await;
-    n.define_network(npb::DefineNetworkRequest {
-        xml: format!(
-            "<network><name>lan</name><bridge name='{bridge}'/>\
-             <ip address='172.30.{third}.1' prefix='24'/></network>"
-        ),
-        validate: false,
-    })
-    .await
-    .expect("define network");
-    n.start_network(npb::StartNetworkRequest {
-        network: net_ref("lan"),
-    })
-    .await
-    .expect("start network");
+    start_isolated_network(&mut n, "lan", &bridge, &format!("172.30.{third}.1")).await;
 
     let mut qemud = Daemon::start("virtqemud", &root).await;
     let image = root.path().join("vm.img");

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use proto::domain::v1 as pb;
 use proto::storage::v1 as sto;
+use tests::calls::{define_started_pool, domain_ref as by_name, pool_ref};
 use tests::guest::{GuestKind, UP_LINE, build_image};
 use tests::{Daemon, SOCKET_KINDS, SocketKind, TestRoot, daemon_bin, wait_until};
 
@@ -34,39 +35,13 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-fn by_name(n: &str) -> Option<pb::DomainRef> {
-    Some(pb::DomainRef {
-        by: Some(pb::domain_ref::By::Name(n.to_owned())),
-    })
-}
-
-fn pool_ref(name: &str) -> Option<sto::PoolRef> {
-    Some(sto::PoolRef {
-        by: Some(sto::pool_ref::By::Name(name.to_owned())),
-    })
-}
-
 /// A dir pool `guests` (autostart) holding the tiny guest as `vm.img`.
 async fn pool_with_guest(storage: &Daemon, root: &TestRoot) {
     let dir = root.path().join("pool");
     std::fs::create_dir_all(&dir).expect("pool dir");
     build_image(&dir.join("vm.img"), GuestKind::IgnoresPowerButton).expect("image");
     let mut c = storage.storage(SocketKind::ReadWrite).await;
-    c.define_pool(sto::DefinePoolRequest {
-        xml: format!(
-            "<pool type='dir'><name>guests</name><target><path>{}</path></target></pool>",
-            dir.display()
-        ),
-        validate: true,
-    })
-    .await
-    .expect("define pool");
-    c.start_pool(sto::StartPoolRequest {
-        pool: pool_ref("guests"),
-        ..Default::default()
-    })
-    .await
-    .expect("start pool");
+    define_started_pool(&mut c, "guests", &dir).await;
     c.set_pool_autostart(sto::SetPoolAutostartRequest {
         pool: pool_ref("guests"),
         autostart: true,
@@ -273,17 +248,7 @@ async fn an_optional_cdrom_volume_that_does_not_exist_starts_empty() {
     assert!(wait_until(Duration::from_secs(5), || boots(&root) >= 1).await);
     let xml = |inactive| {
         let mut c = c.clone();
-        async move {
-            c.get_xml(pb::GetXmlRequest {
-                domain: by_name("vm"),
-                inactive,
-                ..Default::default()
-            })
-            .await
-            .expect("xml")
-            .into_inner()
-            .xml
-        }
+        async move { tests::calls::domain_xml(&mut c, "vm", inactive).await }
     };
     let live = xml(false).await;
     let drive = live
