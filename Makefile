@@ -67,12 +67,17 @@ soak: setup-host build
 #   bench-storage    virtstoraged volumes and pools (seconds), docs/benchmarks-storage.md
 #   bench-network    virtnetworkd network start/destroy (root, seconds), docs/benchmarks-network.md
 #   bench-proxy      virtproxyd: what the proxy adds to a call (seconds), docs/benchmarks-proxy.md
-.PHONY: bench bench-lifecycle bench-storage bench-network bench-proxy
+#   bench-floor      the transport's floor: bare tonic and a bare HTTP/2 forwarder beside virtqemud (seconds)
+.PHONY: bench bench-lifecycle bench-storage bench-network bench-proxy bench-floor
 bench:
 	bash scripts/bench-lifecycle.sh $(BENCH_ARGS)
 	bash scripts/bench-storage.sh $(BENCH_ARGS)
 	bash scripts/bench-network.sh $(BENCH_ARGS)
 	bash scripts/bench-proxy.sh $(BENCH_ARGS)
+
+bench-floor:
+	cargo build --release -p virtqemud --bins
+	cargo bench -p tests --bench floor -- $(BENCH_ARGS)
 
 bench-lifecycle:
 	bash scripts/bench-lifecycle.sh $(BENCH_ARGS)

@@ -817,6 +817,7 @@ impl Stack {
         }
     }
 }
+pub mod benchout;
 pub mod calls;
 pub mod conformance;
 pub mod fuzz;
