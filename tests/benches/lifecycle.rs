@@ -31,6 +31,7 @@ use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 use proto::domain::v1 as pb;
 use proto::domain::v1::domain_service_client::DomainServiceClient;
+use tests::benchout::{cpu_ms, ms, stats};
 use tests::guest::{GuestKind, UP_LINE, build_image};
 use tests::{Daemon, SocketKind, TestRoot};
 use tokio::net::UnixStream;
@@ -99,28 +100,6 @@ impl Rounds {
 // Statistics and output
 // ---------------------------------------------------------------------------
 
-/// Median (mean of the two middle values for an even count) and p90
-/// (nearest rank), as libvirt_lifecycle.py computes them.
-fn stats(samples: &[f64]) -> (f64, f64) {
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    assert!(n > 0, "no samples");
-    let median = if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        f64::midpoint(s[n / 2 - 1], s[n / 2])
-    };
-    // Nearest rank: the smallest value with at least 90 % of the samples at
-    // or below it.
-    let rank = (n * 9).div_ceil(10).max(1);
-    (median, s[rank - 1])
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 /// Prints one metric line (milliseconds unless `unit` says otherwise).
 fn report(metric: &str, samples: &[f64], unit: &str) -> f64 {
     let (median, p90) = stats(samples);
@@ -179,27 +158,6 @@ fn kill_qemus_under(root: &Path) -> usize {
         }
     }
     killed
-}
-
-/// CPU time of process `pid` so far (all its live threads), in ms: the
-/// sum of the first field of `/proc/PID/task/*/schedstat` (ns).
-fn cpu_ms(pid: u32) -> f64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
-    };
-    let mut ns = 0u64;
-    for t in tasks.flatten() {
-        if let Ok(text) = std::fs::read_to_string(t.path().join("schedstat")) {
-            ns += text
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    #[allow(clippy::cast_precision_loss)] // far below 2^52 ns
-    let ms = ns as f64 / 1e6;
-    ms
 }
 
 /// `RssAnon` and `RssFile` of `pid` in MiB.

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use proto::network::v1 as pb;
 use proto::network::v1::network_service_client::NetworkServiceClient;
+use tests::benchout::{cpu_ms, ms, stats};
 use tests::{Daemon, SocketKind, TestRoot};
 use tonic::transport::Channel;
 
@@ -83,26 +84,6 @@ impl Rounds {
 // Statistics and output (as tests/benches/lifecycle.rs)
 // ---------------------------------------------------------------------------
 
-/// Median (mean of the two middle values for an even count) and p90
-/// (nearest rank), as libvirt_network.py computes them.
-fn stats(samples: &[f64]) -> (f64, f64) {
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    assert!(n > 0, "no samples");
-    let median = if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        f64::midpoint(s[n / 2 - 1], s[n / 2])
-    };
-    let rank = (n * 9).div_ceil(10).max(1);
-    (median, s[rank - 1])
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 /// Prints one metric line.
 fn report(metric: &str, samples: &[f64], unit: &str) -> f64 {
     let (median, p90) = stats(samples);
@@ -140,28 +121,6 @@ fn per(total: f64, n: usize) -> f64 {
 // ---------------------------------------------------------------------------
 // /proc and /sys
 // ---------------------------------------------------------------------------
-
-/// CPU time of the live threads of `pid` so far, in ms: the sum of the
-/// first field of `/proc/PID/task/*/schedstat` (ns). For loops of calls
-/// served by long-lived threads (the RPC floor).
-fn cpu_ms(pid: u32) -> f64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
-    };
-    let mut ns = 0u64;
-    for t in tasks.flatten() {
-        if let Ok(text) = std::fs::read_to_string(t.path().join("schedstat")) {
-            ns += text
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    #[allow(clippy::cast_precision_loss)] // far below 2^52 ns
-    let ms = ns as f64 / 1e6;
-    ms
-}
 
 /// `(own, children)` CPU of `pid` in ms from `/proc/PID/stat`: utime +
 /// stime (every thread, exited ones included: a destroy's threads are

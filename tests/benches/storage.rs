@@ -24,11 +24,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use prost::Message as _;
 use proto::storage::v1 as pb;
 use proto::storage::v1::storage_service_client::StorageServiceClient;
+use tests::benchout::{cpu_ms, ms, stats};
 use tests::{Daemon, SocketKind, TestRoot};
 use tonic::transport::Channel;
 
@@ -69,26 +70,6 @@ impl Rounds {
 // Statistics and output (as tests/benches/lifecycle.rs)
 // ---------------------------------------------------------------------------
 
-/// Median (mean of the two middle values for an even count) and p90
-/// (nearest rank), as libvirt_storage.py computes them.
-fn stats(samples: &[f64]) -> (f64, f64) {
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    assert!(n > 0, "no samples");
-    let median = if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        f64::midpoint(s[n / 2 - 1], s[n / 2])
-    };
-    let rank = (n * 9).div_ceil(10).max(1);
-    (median, s[rank - 1])
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 /// Prints one metric line (milliseconds).
 fn report(metric: &str, samples: &[f64]) -> f64 {
     let (median, p90) = stats(samples);
@@ -116,27 +97,6 @@ fn note(text: &str) {
 
 fn progress(text: &str) {
     eprintln!("storage bench: {text}");
-}
-
-/// CPU time of process `pid` so far (all its live threads), in ms: the
-/// sum of the first field of `/proc/PID/task/*/schedstat` (ns).
-fn cpu_ms(pid: u32) -> f64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
-    };
-    let mut ns = 0u64;
-    for t in tasks.flatten() {
-        if let Ok(text) = std::fs::read_to_string(t.path().join("schedstat")) {
-            ns += text
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    #[allow(clippy::cast_precision_loss)] // far below 2^52 ns
-    let ms = ns as f64 / 1e6;
-    ms
 }
 
 /// Reports the daemon's CPU per call over `calls` calls as `cpu_<metric>`.

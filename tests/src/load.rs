@@ -191,10 +191,7 @@ pub fn pct(s: &[Duration], q: f64) -> Duration {
     s[rank - 1]
 }
 
-/// `d` in milliseconds.
-pub fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
+pub use crate::benchout::ms;
 
 /// One stdout line: `label n=.. p50=.. p90=.. p99=.. max=.. ms`.
 ///
