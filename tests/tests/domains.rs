@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+use tests::calls::domain_ref as by_name;
 
 use common::error::status_detail;
 use proto::domain::v1 as pb;
@@ -51,12 +52,6 @@ fn disk(root: &TestRoot) -> PathBuf {
 
 fn config_dir(root: &TestRoot) -> PathBuf {
     root.paths().driver_config_dir("qemu")
-}
-
-fn by_name(n: &str) -> Option<pb::DomainRef> {
-    Some(pb::DomainRef {
-        by: Some(pb::domain_ref::By::Name(n.to_owned())),
-    })
 }
 
 fn by_uuid(u: &str) -> Option<pb::DomainRef> {

@@ -49,6 +49,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tests::calls::pool_ref;
 
 use common::error::status_detail;
 use prost::Message;
@@ -736,12 +737,6 @@ impl Drop for Env {
             }
         }
     }
-}
-
-fn pool_ref(name: &str) -> Option<sto::PoolRef> {
-    Some(sto::PoolRef {
-        by: Some(sto::pool_ref::By::Name(name.into())),
-    })
 }
 
 fn vol_ref(name: &str) -> Option<sto::VolumeRef> {

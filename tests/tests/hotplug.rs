@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tests::calls::domain_ref as by_name;
 
 use common::error::status_detail;
 use proto::domain::v1 as pb;
@@ -27,12 +28,6 @@ impl Drop for Env {
     fn drop(&mut self) {
         tests::kill_qemus_under(self.root.path());
     }
-}
-
-fn by_name(n: &str) -> Option<pb::DomainRef> {
-    Some(pb::DomainRef {
-        by: Some(pb::domain_ref::By::Name(n.to_owned())),
-    })
 }
 
 fn flags(live: bool, config: bool) -> Option<pb::DeviceModifyFlags> {

@@ -13,6 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use tests::calls::network_ref as by_name;
 
 use proto::network::v1 as pb;
 use proto::network::v1::network_service_client::NetworkServiceClient;
@@ -190,12 +191,6 @@ fn alive(pid: i32) -> bool {
                 .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
         })
         .unwrap_or(false)
-}
-
-fn by_name(n: &str) -> Option<pb::NetworkRef> {
-    Some(pb::NetworkRef {
-        by: Some(pb::network_ref::By::Name(n.to_owned())),
-    })
 }
 
 fn nat_xml(name: &str, bridge: &str, ip: Ipv4Addr, static_mac: &str) -> String {

@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tests::calls::pool_ref;
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -219,12 +220,6 @@ impl Drop for KillQemus<'_> {
     fn drop(&mut self) {
         tests::kill_qemus_under(self.0.path());
     }
-}
-
-fn pool_ref(name: &str) -> Option<sto::PoolRef> {
-    Some(sto::PoolRef {
-        by: Some(sto::pool_ref::By::Name(name.to_owned())),
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 //! and a daemon that is not there. TLS and TCP: tests/tests/proxy_tls.rs.
 
 use std::time::{Duration, Instant};
+use tests::calls::domain_ref as by_name;
 
 use proto::Access;
 use proto::domain::v1 as dom;
@@ -18,12 +19,6 @@ fn domain_xml(name: &str) -> String {
         "<domain type='qemu'><name>{name}</name><memory unit='MiB'>32</memory>\
          <os><type arch='x86_64' machine='q35'>hvm</type></os></domain>"
     )
-}
-
-fn by_name(name: &str) -> Option<dom::DomainRef> {
-    Some(dom::DomainRef {
-        by: Some(dom::domain_ref::By::Name(name.into())),
-    })
 }
 
 /// Sends an empty message to `path`, with `virt-readonly: 1` when `ro`.

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use tests::calls::pool_ref;
 
 use common::error::status_detail;
 use proto::storage::v1 as sto;
@@ -20,12 +21,6 @@ use tonic::transport::Channel;
 type Client = StorageServiceClient<Channel>;
 
 // === helpers ===
-
-fn pool_ref(name: &str) -> Option<sto::PoolRef> {
-    Some(sto::PoolRef {
-        by: Some(sto::pool_ref::By::Name(name.to_owned())),
-    })
-}
 
 fn vol_ref(pool: &str, name: &str) -> Option<sto::VolumeRef> {
     Some(sto::VolumeRef {
