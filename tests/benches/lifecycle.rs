@@ -31,7 +31,7 @@ use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 use proto::domain::v1 as pb;
 use proto::domain::v1::domain_service_client::DomainServiceClient;
-use tests::benchout::{cpu_ms, ms, stats};
+use tests::benchout::{cpu_ms, ms, note, report, report_one};
 use tests::guest::{GuestKind, UP_LINE, build_image};
 use tests::{Daemon, SocketKind, TestRoot};
 use tokio::net::UnixStream;
@@ -97,33 +97,8 @@ impl Rounds {
 }
 
 // ---------------------------------------------------------------------------
-// Statistics and output
+// Output (metric lines: tests::benchout)
 // ---------------------------------------------------------------------------
-
-/// Prints one metric line (milliseconds unless `unit` says otherwise).
-fn report(metric: &str, samples: &[f64], unit: &str) -> f64 {
-    let (median, p90) = stats(samples);
-    println!("{metric}\t{median:.4}\t{p90:.4}\t{}\t{unit}", samples.len());
-    eprintln!(
-        "  {metric:<22} median {median:>10.4} {unit}  p90 {p90:>10.4}  n {}",
-        samples.len()
-    );
-    let _ = std::io::stdout().flush();
-    median
-}
-
-/// Prints a single-value metric (no p90).
-fn report_one(metric: &str, value: f64, n: usize, unit: &str) {
-    println!("{metric}\t{value:.4}\t-\t{n}\t{unit}");
-    eprintln!("  {metric:<22} {value:>10.4} {unit}  (n {n})");
-    let _ = std::io::stdout().flush();
-}
-
-fn note(text: &str) {
-    println!("# {text}");
-    eprintln!("  # {text}");
-    let _ = std::io::stdout().flush();
-}
 
 fn progress(text: &str) {
     eprintln!("lifecycle bench: {text}");

@@ -23,7 +23,6 @@
 //! it while it is deleted), every dnsmasq started from the temporary root
 //! and the table are removed at the end, also after a panic or Ctrl-C.
 
-use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -34,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use proto::network::v1 as pb;
 use proto::network::v1::network_service_client::NetworkServiceClient;
-use tests::benchout::{cpu_ms, ms, stats};
+use tests::benchout::{cpu_ms, ms, note, report, report_one, stats};
 use tests::{Daemon, SocketKind, TestRoot};
 use tonic::transport::Channel;
 
@@ -81,33 +80,8 @@ impl Rounds {
 }
 
 // ---------------------------------------------------------------------------
-// Statistics and output (as tests/benches/lifecycle.rs)
+// Output (metric lines: tests::benchout)
 // ---------------------------------------------------------------------------
-
-/// Prints one metric line.
-fn report(metric: &str, samples: &[f64], unit: &str) -> f64 {
-    let (median, p90) = stats(samples);
-    println!("{metric}\t{median:.4}\t{p90:.4}\t{}\t{unit}", samples.len());
-    eprintln!(
-        "  {metric:<22} median {median:>10.4} {unit}  p90 {p90:>10.4}  n {}",
-        samples.len()
-    );
-    let _ = std::io::stdout().flush();
-    median
-}
-
-/// Prints a single-value metric (no p90).
-fn report_one(metric: &str, value: f64, n: usize, unit: &str) {
-    println!("{metric}\t{value:.4}\t-\t{n}\t{unit}");
-    eprintln!("  {metric:<22} {value:>10.4} {unit}  (n {n})");
-    let _ = std::io::stdout().flush();
-}
-
-fn note(text: &str) {
-    println!("# {text}");
-    eprintln!("  # {text}");
-    let _ = std::io::stdout().flush();
-}
 
 fn progress(text: &str) {
     eprintln!("network bench: {text}");

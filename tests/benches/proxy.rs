@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use proto::domain::v1 as pb;
 use proto::domain::v1::domain_service_client::DomainServiceClient;
+use tests::benchout::{cpu_ms, note, report_one};
 use tests::{Daemon, SocketKind, TestRoot};
 use tonic::transport::{Channel, Endpoint};
 
@@ -80,37 +81,8 @@ fn report(metric: &str, samples: &[f64]) -> (f64, f64) {
     (median, p99)
 }
 
-/// Prints a single-value metric (no p90).
-fn report_one(metric: &str, value: f64, n: usize, unit: &str) {
-    println!("{metric}\t{value:.4}\t-\t{n}\t{unit}");
-    eprintln!("  {metric:<22} {value:>10.4} {unit}  (n {n})");
-    let _ = std::io::stdout().flush();
-}
-
-fn note(text: &str) {
-    println!("# {text}");
-    eprintln!("  # {text}");
-    let _ = std::io::stdout().flush();
-}
-
 fn progress(text: &str) {
     eprintln!("proxy bench: {text}");
-}
-
-/// CPU time of process `pid` so far (all its live threads), in ms: the
-/// sum of the first field of `/proc/PID/task/*/schedstat` (ns).
-fn cpu_ms(pid: u32) -> f64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
-    };
-    let ns: u64 = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    #[allow(clippy::cast_precision_loss)] // far below 2^52 ns
-    let ms = ns as f64 / 1e6;
-    ms
 }
 
 // ---------------------------------------------------------------------------

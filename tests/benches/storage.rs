@@ -21,7 +21,6 @@
 //! virtstoraged --bins`. Needs `qemu-img` only for a check of three of the
 //! created images (not timed); root is not needed.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -31,7 +30,7 @@ use std::time::Instant;
 use prost::Message as _;
 use proto::storage::v1 as pb;
 use proto::storage::v1::storage_service_client::StorageServiceClient;
-use tests::benchout::{cpu_ms, ms, stats};
+use tests::benchout::{cpu_ms, ms, note, report, report_one};
 use tests::{Daemon, SocketKind, TestRoot};
 use tonic::transport::Channel;
 
@@ -69,33 +68,8 @@ impl Rounds {
 }
 
 // ---------------------------------------------------------------------------
-// Statistics and output (as tests/benches/lifecycle.rs)
+// Output (metric lines: tests::benchout)
 // ---------------------------------------------------------------------------
-
-/// Prints one metric line (milliseconds).
-fn report(metric: &str, samples: &[f64]) -> f64 {
-    let (median, p90) = stats(samples);
-    println!("{metric}\t{median:.4}\t{p90:.4}\t{}\tms", samples.len());
-    eprintln!(
-        "  {metric:<22} median {median:>10.4} ms  p90 {p90:>10.4}  n {}",
-        samples.len()
-    );
-    let _ = std::io::stdout().flush();
-    median
-}
-
-/// Prints a single-value metric (no p90).
-fn report_one(metric: &str, value: f64, n: usize) {
-    println!("{metric}\t{value:.4}\t-\t{n}\tms");
-    eprintln!("  {metric:<22} {value:>10.4} ms  (n {n})");
-    let _ = std::io::stdout().flush();
-}
-
-fn note(text: &str) {
-    println!("# {text}");
-    eprintln!("  # {text}");
-    let _ = std::io::stdout().flush();
-}
 
 fn progress(text: &str) {
     eprintln!("storage bench: {text}");
@@ -105,7 +79,7 @@ fn progress(text: &str) {
 fn report_cpu(metric: &str, cpu_before: f64, pid: u32, calls: usize) {
     #[allow(clippy::cast_precision_loss)] // small counts
     let per = (cpu_ms(pid) - cpu_before) / calls as f64;
-    report_one(&format!("cpu_{metric}"), per, calls);
+    report_one(&format!("cpu_{metric}"), per, calls, "ms");
 }
 
 // ---------------------------------------------------------------------------
@@ -332,7 +306,7 @@ async fn bench_create(env: &Env, c: &mut Client) {
         v.push(ms(t0.elapsed()));
     }
     report_cpu("vol_create_qcow2", cpu, pid, v.len());
-    report("vol_create_qcow2", &v);
+    report("vol_create_qcow2", &v, "ms");
     // The images are valid (not timed).
     for i in [0, VOLUMES / 2, VOLUMES - 1] {
         let p = env.target().join(vol_name(i));
@@ -401,15 +375,15 @@ async fn bench_list(env: &Env, c: &mut Client, ch: Channel, r: Rounds) {
             }
         }
     }
-    let f = report("rpc_floor", &floors);
-    let l = report("list_100", &lists);
-    let u = report("list_100_undecoded", &raws);
+    let f = report("rpc_floor", &floors, "ms");
+    let l = report("list_100", &lists, "ms");
+    let u = report("list_100_undecoded", &raws, "ms");
     let diffs: Vec<f64> = lists.iter().zip(&floors).map(|(l, f)| l - f).collect();
-    report("list_100_minus_floor", &diffs);
+    report("list_100_minus_floor", &diffs, "ms");
     let diffs: Vec<f64> = raws.iter().zip(&floors).map(|(u, f)| u - f).collect();
-    report("undecoded_minus_floor", &diffs);
+    report("undecoded_minus_floor", &diffs, "ms");
     let diffs: Vec<f64> = lists.iter().zip(&raws).map(|(l, u)| l - u).collect();
-    report("list_100_minus_undecoded", &diffs);
+    report("list_100_minus_undecoded", &diffs, "ms");
     note(&format!(
         "list minus RPC floor: medians {l:.4} - {f:.4} = {:.4} ms, of which the transport and \
          the daemon {:.4} and the client's decode and drop {:.4}; paired medians above",
@@ -434,10 +408,10 @@ async fn bench_list(env: &Env, c: &mut Client, ch: Channel, r: Rounds) {
             }
         }
     }
-    report("cpu_rpc_floor", &floors);
-    report("cpu_list_100", &lists);
+    report("cpu_rpc_floor", &floors, "ms");
+    report("cpu_list_100", &lists, "ms");
     let diffs: Vec<f64> = lists.iter().zip(&floors).map(|(l, f)| l - f).collect();
-    report("cpu_list_100_minus_floor", &diffs);
+    report("cpu_list_100_minus_floor", &diffs, "ms");
 
     // What decoding the reply costs this client (in the list times above).
     let reply = pb::ListAllVolumesResponse { volumes: vols }.encode_to_vec();
@@ -449,7 +423,7 @@ async fn bench_list(env: &Env, c: &mut Client, ch: Channel, r: Rounds) {
         v.push(ms(t0.elapsed()));
         assert_eq!(d.volumes.len(), VOLUMES);
     }
-    report("client_decode_100", &v);
+    report("client_decode_100", &v, "ms");
     note(&format!(
         "the reply to a list of {VOLUMES} is {} bytes",
         reply.len()
@@ -471,7 +445,7 @@ async fn bench_refresh(env: &Env, c: &mut Client, r: Rounds) {
         v.push(ms(t0.elapsed()));
     }
     report_cpu("refresh_100", cpu, pid, v.len());
-    report("refresh_100", &v);
+    report("refresh_100", &v, "ms");
     assert_eq!(list(c).await.len(), VOLUMES);
 }
 
@@ -488,7 +462,7 @@ async fn bench_delete(env: &Env, c: &mut Client) {
         v.push(ms(t0.elapsed()));
     }
     report_cpu("vol_delete", cpu, pid, v.len());
-    report("vol_delete", &v);
+    report("vol_delete", &v, "ms");
     assert!(list(c).await.is_empty());
     let left: Vec<_> = std::fs::read_dir(env.target())
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
