@@ -2,7 +2,7 @@
 # The virtproxyd benchmark, side by side with libvirt (`make bench-proxy`;
 # `make bench` runs it after the network one).
 #
-#   scripts/bench-proxy.sh [--quick] [--no-libvirt] [--tcp]
+#   scripts/bench-proxy.sh [--quick] [--no-libvirt] [--no-tcp]
 #   scripts/bench-proxy.sh --join DIR     # re-print the table of a past run
 #
 # 1. builds the release virtqemud and virtproxyd and the bench
@@ -31,7 +31,8 @@ JOIN=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=(--quick) ;;
-	--tcp) TCP=(--tcp) ;; # our proxy's TCP listener too (see docs/benchmarks-proxy.md)
+	--no-tcp) TCP=(--no-tcp) ;; # not through our proxy's TCP listener
+	--tcp) ;; # the default now (kept for old command lines)
 	--no-libvirt) LIBVIRT=0 ;;
 	--join)
 		JOIN=${2:?--join DIR}
