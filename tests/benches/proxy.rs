@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use proto::domain::v1 as pb;
 use proto::domain::v1::domain_service_client::DomainServiceClient;
-use tests::benchout::{cpu_ms, note, report_one};
+use tests::benchout::{cpu_ms, ms, note, report_one, stats_with_p99};
 use tests::{Daemon, SocketKind, TestRoot};
 use tonic::transport::{Channel, Endpoint};
 
@@ -45,32 +45,12 @@ fn rounds(quick: bool) -> usize {
 }
 
 // ---------------------------------------------------------------------------
-// Statistics and output (as tests/benches/lifecycle.rs)
+// Output (metric lines: tests::benchout; this bench's `report` adds p99)
 // ---------------------------------------------------------------------------
-
-/// Median (mean of the two middle values for an even count), p90 and p99
-/// (nearest rank).
-fn stats(samples: &[f64]) -> (f64, f64, f64) {
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    assert!(n > 0, "no samples");
-    let median = if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        f64::midpoint(s[n / 2 - 1], s[n / 2])
-    };
-    let rank = |pct: usize| (n * pct).div_ceil(100).max(1);
-    (median, s[rank(90) - 1], s[rank(99) - 1])
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 /// Prints one metric line (milliseconds); returns (median, p99).
 fn report(metric: &str, samples: &[f64]) -> (f64, f64) {
-    let (median, p90, p99) = stats(samples);
+    let (median, p90, p99) = stats_with_p99(samples);
     println!("{metric}\t{median:.4}\t{p90:.4}\t{}\tms", samples.len());
     eprintln!(
         "  {metric:<22} median {median:>9.4} ms  p90 {p90:>9.4}  p99 {p99:>9.4}  n {}",

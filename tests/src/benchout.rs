@@ -13,6 +13,16 @@ use std::time::Duration;
 /// `samples` is empty.
 #[must_use]
 pub fn stats(samples: &[f64]) -> (f64, f64) {
+    let (median, p90, _) = stats_with_p99(samples);
+    (median, p90)
+}
+
+/// [`stats`] and p99 (nearest rank).
+///
+/// # Panics
+/// `samples` is empty.
+#[must_use]
+pub fn stats_with_p99(samples: &[f64]) -> (f64, f64, f64) {
     let mut s = samples.to_vec();
     s.sort_by(f64::total_cmp);
     let n = s.len();
@@ -22,10 +32,10 @@ pub fn stats(samples: &[f64]) -> (f64, f64) {
     } else {
         f64::midpoint(s[n / 2 - 1], s[n / 2])
     };
-    // Nearest rank: the smallest value with at least 90 % of the samples at
-    // or below it.
-    let rank = (n * 9).div_ceil(10).max(1);
-    (median, s[rank - 1])
+    // Nearest rank: the smallest value with at least pct % of the samples
+    // at or below it.
+    let rank = |pct: usize| (n * pct).div_ceil(100).max(1);
+    (median, s[rank(90) - 1], s[rank(99) - 1])
 }
 
 /// `d` in milliseconds.

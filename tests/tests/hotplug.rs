@@ -708,33 +708,13 @@ async fn nic_attach_live_with_a_tap() {
 /// the volume's path, as at start.
 #[tokio::test]
 async fn volume_disk_attaches_live() {
-    use proto::storage::v1 as sto;
     let env = Env::new().await;
     let storaged = Daemon::start("virtstoraged", &env.root).await;
     let dir = env.file("pool");
     std::fs::create_dir_all(&dir).expect("pool dir");
     std::fs::write(dir.join("data.img"), vec![0u8; 1 << 20]).expect("volume");
     let mut s = storaged.storage(SocketKind::ReadWrite).await;
-    let pool = || {
-        Some(sto::PoolRef {
-            by: Some(sto::pool_ref::By::Name("hp".into())),
-        })
-    };
-    s.define_pool(sto::DefinePoolRequest {
-        xml: format!(
-            "<pool type='dir'><name>hp</name><target><path>{}</path></target></pool>",
-            dir.display()
-        ),
-        validate: true,
-    })
-    .await
-    .expect("define pool");
-    s.start_pool(sto::StartPoolRequest {
-        pool: pool(),
-        ..Default::default()
-    })
-    .await
-    .expect("start pool");
+    tests::calls::define_started_pool(&mut s, "hp", &dir).await;
     let mut c = env.client().await;
     env.boot(&mut c, "vol").await;
     attach(

@@ -240,23 +240,8 @@ async fn one_trace_spans_virtsh_the_proxy_virtqemud_and_virtstoraged() {
 
     // A dir pool with a raw volume, and a domain whose disk is the volume.
     let dir = root.path().join("pool");
-    std::fs::create_dir_all(&dir).expect("pool dir");
     let mut st = storaged.storage(SocketKind::ReadWrite).await;
-    st.define_pool(sto::DefinePoolRequest {
-        xml: format!(
-            "<pool type='dir'><name>guests</name><target><path>{}</path></target></pool>",
-            dir.display()
-        ),
-        validate: true,
-    })
-    .await
-    .expect("define pool");
-    st.start_pool(sto::StartPoolRequest {
-        pool: pool_ref("guests"),
-        ..Default::default()
-    })
-    .await
-    .expect("start pool");
+    tests::calls::define_started_pool(&mut st, "guests", &dir).await;
     st.create_volume(sto::CreateVolumeRequest {
         pool: pool_ref("guests"),
         xml: "<volume><name>disk.img</name><capacity unit='MiB'>1</capacity>\

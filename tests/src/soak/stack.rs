@@ -18,6 +18,7 @@ use proto::storage::v1::storage_service_client::StorageServiceClient;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 
+pub use crate::calls::{domain_ref as dom_ref, network_ref as net_ref, pool_ref};
 use crate::guest::{GuestKind, build_image};
 use crate::{Daemon, SocketKind, TestRoot, health_check};
 
@@ -787,27 +788,6 @@ impl Drop for SoakStack {
                 .output();
         }
     }
-}
-
-/// A DomainRef by name.
-pub fn dom_ref(name: &str) -> Option<dpb::DomainRef> {
-    Some(dpb::DomainRef {
-        by: Some(dpb::domain_ref::By::Name(name.to_owned())),
-    })
-}
-
-/// A PoolRef by name.
-pub fn pool_ref(name: &str) -> Option<spb::PoolRef> {
-    Some(spb::PoolRef {
-        by: Some(spb::pool_ref::By::Name(name.to_owned())),
-    })
-}
-
-/// A NetworkRef by name.
-pub fn net_ref(name: &str) -> Option<npb::NetworkRef> {
-    Some(npb::NetworkRef {
-        by: Some(npb::network_ref::By::Name(name.to_owned())),
-    })
 }
 
 /// A VolumeRef by pool and name.
